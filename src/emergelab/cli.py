@@ -1,0 +1,170 @@
+"""`emergelab` command line. Commands are thin: parse, call one library function, print.
+
+User errors print ONE line on stderr and exit with code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import api
+from .errors import EmergelabError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=False,
+    pretty_exceptions_enable=False,
+    help="Grow, measure and explain emergent abilities, in-context learning and interpretability.",
+)
+out = Console()
+err = Console(stderr=True)
+
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option("--store", help="SQLite run store (default runs/emergelab.db, or $EMERGELAB_STORE)."),
+]
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn EmergelabError into one line on stderr + exit code 2; Ctrl-C into exit code 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EmergelabError as e:
+            err.print(f"[red]Error:[/red] {e}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("Interrupted.", highlight=False)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+@app.command()
+@user_errors
+def run(
+    experiment: Annotated[str, typer.Argument(help="Experiment name (see `emergelab list`).")] = "induction",
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="Override: key.sub=value (repeatable).")] = None,
+    resume: Annotated[str | None, typer.Option("--resume", help="Continue an interrupted run by id.")] = None,
+    store: StoreOpt = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")] = False,
+) -> None:
+    """Run an experiment (default: induction), or resume one with --resume RUN_ID."""
+    if resume:
+        try:
+            result = api.resume_run(resume, store=store, progress=not no_progress)
+        except KeyboardInterrupt:
+            err.print(f"Interrupted. Resume with: emergelab run --resume {resume}", highlight=False)
+            raise typer.Exit(130) from None
+    else:
+        try:
+            result = api.run_experiment(experiment, config=config, overrides=set_ or [], store=store,
+                                        progress=not no_progress)
+        except KeyboardInterrupt:
+            last = api.list_runs(store=store)
+            hint = f" Resume with: emergelab run --resume {last[-1].id}" if last else ""
+            err.print(f"Interrupted.{hint}", highlight=False)
+            raise typer.Exit(130) from None
+    _print_result(result)
+
+
+def _print_result(result: api.RunResult) -> None:
+    out.print(f"Run [bold]{result.run_id}[/bold] {result.status}.", highlight=False)
+    checks = result.summary.get("checks", [])
+    for c in checks:
+        mark = "[green]PASS[/green]" if c["passed"] else "[red]FAIL[/red]"
+        out.print(f"  {mark} {c['name']}: {c['detail']}", highlight=False)
+    out.print(f"Summary: {result.run_dir / 'summary.json'}", highlight=False)
+    out.print(f"Report:  {result.report_path}", highlight=False)
+
+
+@app.command("list")
+def list_() -> None:
+    """List the experiments with a one-line description each."""
+    table = Table(show_header=True, header_style="bold", box=None)
+    table.add_column("experiment")
+    table.add_column("what it shows")
+    for name, desc in api.list_experiments():
+        table.add_row(name, desc)
+    out.print(table)
+
+
+@app.command("list-runs")
+@user_errors
+def list_runs(
+    store: StoreOpt = None,
+    experiment: Annotated[str | None, typer.Option("--experiment", "-e")] = None,
+) -> None:
+    """List stored runs."""
+    runs = api.list_runs(store=store, experiment=experiment)
+    if not runs:
+        out.print("No runs yet. Start one with: emergelab run")
+        return
+    table = Table(show_header=True, header_style="bold", box=None)
+    for col in ("run id", "experiment", "status", "seed", "started", "ended"):
+        table.add_column(col)
+    for r in runs:
+        table.add_row(r.id, r.experiment, r.status, str(r.seed), r.started_at, r.ended_at or "")
+    out.print(table)
+
+
+@app.command()
+@user_errors
+def show(
+    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix or suffix is enough).")],
+    store: StoreOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Show one run: provenance, status, summary and artifacts."""
+    info = api.show_run(run_id, store=store)
+    run = info["run"]
+    if as_json:
+        print(json.dumps(info["summary"], indent=2))
+        return
+    out.print(f"[bold]{run.id}[/bold]  {run.experiment}  status={run.status}", highlight=False)
+    out.print(f"  seed={run.seed} config_hash={run.config_hash} version={run.version} "
+              f"git={run.git_commit or '-'}", highlight=False)
+    out.print(f"  started {run.started_at}  ended {run.ended_at or '-'}", highlight=False)
+    if run.message:
+        out.print(f"  message: {run.message}", highlight=False)
+    out.print(f"  {info['n_metrics']} metric series; dir {run.dir}", highlight=False)
+    for path, kind in info["artifacts"]:
+        out.print(f"  {kind:8s} {run.dir / path}", highlight=False)
+    summary = info["summary"] or {}
+    for c in summary.get("checks", []):
+        mark = "[green]PASS[/green]" if c["passed"] else "[red]FAIL[/red]"
+        out.print(f"  {mark} {c['name']}: {c['detail']}", highlight=False)
+
+
+@app.command()
+@user_errors
+def report(
+    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    store: StoreOpt = None,
+) -> None:
+    """Re-render a run's report.html from the store alone."""
+    path = api.render_report(run_id, store=store)
+    out.print(f"Report: {path}", highlight=False)
+
+
+def main() -> None:
+    try:
+        app()
+    except BrokenPipeError:  # `emergelab list | head`
+        sys.stderr.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""Typed experiment configs: dataclass defaults, an optional YAML file, then `--set a.b=c` overrides.
+
+Everything is validated before anything runs. A wrong key, type or value raises ONE
+`ConfigError` whose message names the full dotted key, e.g.::
+
+    Unknown config key 'model.d_modle'. Did you mean: model.d_model?
+    model.n_heads=5 is invalid: must divide model.d_model (48)
+
+Config classes are plain dataclasses whose fields all have defaults; a class may define
+`validate(self)` that calls `invalid(key, message)` for bad values (keys relative to
+the class; the loader adds the prefix).
+
+Example:
+    >>> cfg = load_config(InductionConfig, overrides=["train.steps=500", "seed=3"])
+    >>> cfg.train.steps
+    500
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+
+import yaml
+
+from .errors import ConfigError
+from .registry import did_you_mean
+
+C = TypeVar("C")
+
+
+class _Invalid(ConfigError):
+    """Raised by `invalid()`; the loader re-raises it as a ConfigError naming the full dotted key."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key} is invalid: {message}")
+        self.key, self.message = key, message
+
+
+def invalid(key: str, message: str) -> typing.NoReturn:
+    """Raise from `validate()`: `key` is relative to the config class being validated."""
+    raise _Invalid(key, message)
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _type_name(tp: Any) -> str:
+    if get_origin(tp) is Literal:
+        return " | ".join(repr(a) for a in get_args(tp))
+    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check `value` against annotation `tp`, converting the harmless cases (int -> float, '1e-3' -> float)."""
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as e:
+                errors.append(e)
+        raise errors[0] if errors else ConfigError(f"Config key '{key}' expects {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        choices = get_args(tp)
+        if value not in choices:
+            raise ConfigError(
+                f"Config key '{key}' must be one of {', '.join(repr(c) for c in choices)}, got {value!r}"
+            )
+        return value
+    if origin in (list, tuple):
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"Config key '{key}' expects a list, got {value!r}")
+        (item_tp, *_rest) = get_args(tp) or (Any,)
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"Config key '{key}' expects a mapping, got {value!r}")
+        _, val_tp = get_args(tp) or (Any, Any)
+        return {str(k): _coerce(v, val_tp, _join(key, str(k))) for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"Config key '{key}' is a section; set its fields, e.g. {key}.<field>=...")
+        return from_dict(tp, value, prefix=key)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"Config key '{key}' expects true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"Config key '{key}' expects int, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                f = float(value)
+                if f.is_integer():
+                    return int(f)
+            except ValueError:
+                pass
+        raise ConfigError(f"Config key '{key}' expects int, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"Config key '{key}' expects float, got {value!r}")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads '1e-3' as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"Config key '{key}' expects float, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"Config key '{key}' expects a string, got {value!r}")
+    return value
+
+
+def from_dict(cls: type[C], data: dict[str, Any], prefix: str = "") -> C:
+    """Build config class `cls` from a (partial) dict; missing fields keep their defaults."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config section '{prefix or '<root>'}' must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            full = [_join(prefix, k) for k in fields]
+            raise ConfigError(f"Unknown config key '{_join(prefix, str(key))}'.{did_you_mean(_join(prefix, str(key)), full)}")
+        kwargs[key] = _coerce(value, hints[key], _join(prefix, key))
+    try:
+        return cls(**kwargs)
+    except _Invalid as e:
+        full = _join(prefix, e.key)
+        value = _lookup(kwargs, e.key, cls)
+        raise ConfigError(f"{full}={value!r} is invalid: {e.message}") from None
+
+
+def _lookup(kwargs: dict, dotted: str, cls: type) -> Any:
+    obj: Any = cls.__new__(cls)
+    obj.__dict__.update({f.name: _default(f) for f in dataclasses.fields(cls)})
+    obj.__dict__.update(kwargs)
+    for part in dotted.split("."):
+        obj = obj.get(part) if isinstance(obj, dict) else getattr(obj, part, None)
+    return obj
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def config_hash(cfg: Any) -> str:
+    """Stable short hash of a config's content (key order does not matter)."""
+    blob = json.dumps(to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'train.lr=1e-3' -> ('train.lr', 0.001). Values are parsed as YAML ('[2, 1]', 'true', 'null')."""
+    if "=" not in text:
+        raise ConfigError(f"Override '{text}' must look like key=value, e.g. train.steps=500")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"Override '{text}' has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for i, part in enumerate(parts[:-1]):
+        nxt = node.get(part)
+        if not isinstance(nxt, dict):
+            if part in node:
+                raise ConfigError(f"Config key '{'.'.join(parts[: i + 1])}' is not a section; cannot set '{dotted}'")
+            nxt = node[part] = {}
+        node = nxt
+    node[parts[-1]] = value
+
+
+def _deep_merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Config file '{path}' does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"Config file '{path}' is not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file '{path}' must hold a mapping of keys to values")
+    return data
+
+
+def load_config(
+    cls: type[C],
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    base: dict[str, Any] | None = None,
+) -> C:
+    """defaults <- `base` (e.g. a stored run's config) <- YAML file <- `--set` overrides, validated."""
+    tree: dict[str, Any] = dict(base or {})
+    if path is not None:
+        tree = _deep_merge(tree, read_yaml(path))
+    for text in overrides or []:
+        key, value = parse_override(text)
+        _set_dotted(tree, key, value)
+    return from_dict(cls, tree)
+
+
+def dump_yaml(cfg: Any) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

@@ -1,0 +1,3 @@
+"""Built-in experiments; importing this package registers them."""
+
+from . import induction  # noqa: F401

@@ -1,0 +1,190 @@
+"""Generic, safe building blocks for self-contained HTML reports.
+
+Every report is ONE file that must open offline: no CDN, no fetches. CSS and JS are read from
+``report/templates`` and inlined; data for scripts is embedded as ``<script type="application/json">``
+via :func:`json_for_script`. Jinja2 runs with autoescape on, so any string that reaches the page is
+escaped unless it is explicitly :class:`markupsafe.Markup` produced by our own templates.
+
+Example:
+    >>> from emergelab.report.html import Section, render_page, render_fragment
+    >>> body = render_fragment("_text.html", text="<b>not bold</b>")
+    >>> page = render_page("Demo", [Section("intro", "Intro", body)], meta={"run": "r1"})
+    >>> "&lt;b&gt;not bold&lt;/b&gt;" in page and "<b>not bold" not in page
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+__all__ = ["Section", "json_for_script", "render_fragment", "render_page", "read_asset", "to_jsonable"]
+
+TEMPLATE_PACKAGE = "emergelab.report"
+TEMPLATE_DIR = "templates"
+
+
+@dataclass(frozen=True)
+class Section:
+    """One titled section of a report page.
+
+    ``body`` must be :class:`Markup` (output of :func:`render_fragment`); a plain ``str`` is escaped,
+    which is the safe failure mode if a caller forgets.
+
+    Example:
+        >>> Section("loss", "Loss curves", Markup("<p>ok</p>")).id
+        'loss'
+    """
+
+    id: str
+    title: str
+    body: Markup | str
+    lead: str | None = None  # one-sentence plain-language intro shown under the heading
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    # autoescape for every template (our fragments are .html, but be explicit: select_autoescape would
+    # leave unknown extensions unescaped). StrictUndefined turns typos into errors instead of blanks.
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader(TEMPLATE_PACKAGE, TEMPLATE_DIR),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["fmt"] = _fmt
+    env.filters["json_script"] = json_for_script
+    return env
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    """Format numbers for tables: fixed digits, em dash for missing/non-finite."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}" if math.isfinite(value) else "—"
+    return str(value)
+
+
+def read_asset(name: str) -> str:
+    """Return the text of a static asset (CSS/JS) shipped in ``report/templates``.
+
+    Example:
+        >>> "body" in read_asset("report.css")
+        True
+    """
+    return resources.files(TEMPLATE_PACKAGE).joinpath(TEMPLATE_DIR, name).read_text(encoding="utf-8")
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert numpy scalars/arrays, tuples and non-finite floats into strict-JSON-safe values.
+
+    NaN/inf become ``None`` because ``JSON.parse`` rejects the ``NaN`` literal Python would emit.
+
+    Example:
+        >>> to_jsonable({"a": (1, float("nan"))})
+        {'a': [1, None]}
+    """
+    if obj is None or isinstance(obj, (bool, str, int)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if hasattr(obj, "tolist"):  # numpy arrays and scalars, torch tensors
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, Sequence | set | frozenset):
+        return [to_jsonable(v) for v in obj]
+    if hasattr(obj, "item"):
+        return to_jsonable(obj.item())
+    return str(obj)
+
+
+def json_for_script(obj: Any) -> Markup:
+    """Serialise ``obj`` for a ``<script type="application/json">`` element.
+
+    ``<``, ``>`` and ``&`` become ``\\u003c``/``\\u003e``/``\\u0026`` so no string value can close the
+    script element (``</script>``) or open a comment (``<!--``); JSON.parse restores them. U+2028/9 are
+    escaped too so the text is also valid if someone pastes it into JS source.
+
+    Example:
+        >>> str(json_for_script({"t": "</script>&"}))
+        '{"t": "\\\\u003c/script\\\\u003e\\\\u0026"}'
+    """
+    text = json.dumps(to_jsonable(obj), ensure_ascii=False, allow_nan=False)
+    text = (
+        text.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
+    return Markup(text)  # safe by construction: no markup characters remain
+
+
+def render_fragment(template: str, **context: Any) -> Markup:
+    """Render a template fragment (autoescaped) and mark the result safe for embedding in a page.
+
+    Example:
+        >>> str(render_fragment("_text.html", text="a < b"))
+        '<p>a &lt; b</p>'
+    """
+    return Markup(_env().get_template(template).render(**context).strip())
+
+
+def render_page(
+    title: str,
+    sections: Sequence[Section],
+    *,
+    subtitle: str | None = None,
+    meta: Mapping[str, Any] | None = None,
+    data: Mapping[str, Any] | None = None,
+    scripts: Sequence[str] = (),
+    styles: Sequence[str] = ("report.css",),
+) -> str:
+    """Render a complete, self-contained HTML document.
+
+    Args:
+        title: page and header title.
+        sections: rendered in order; each gets an anchor and a nav link.
+        subtitle: small line under the title (e.g. the experiment description).
+        meta: key/value chips in the header (run id, status, ...), all escaped.
+        data: ``{element_id: obj}`` embedded as ``<script type="application/json" id=...>``.
+        scripts / styles: asset file names in ``report/templates`` to inline.
+
+    Example:
+        >>> html = render_page("T", [], data={"d": {"x": "</script>"}})
+        >>> "</script>\\"" in html, html.count("<script") == html.count("</script>")
+        (False, True)
+    """
+    return _env().get_template("page.html").render(
+        title=title,
+        subtitle=subtitle,
+        sections=list(sections),
+        meta=dict(meta or {}),
+        data=dict(data or {}),
+        css=Markup("\n".join(read_asset(s) for s in styles)),
+        # Inline JS is ours (static files), never user data; "</" cannot appear in it by convention,
+        # which we enforce so a stray string literal cannot end the element early.
+        js=[Markup(_checked_js(read_asset(s))) for s in scripts],
+    )
+
+
+def _checked_js(src: str) -> str:
+    if "</script" in src.lower() or "<!--" in src:
+        raise ValueError("inline script asset must not contain '</script' or '<!--'")
+    return src

@@ -1,0 +1,190 @@
+"""A model-agnostic training loop: AdamW, warmup + cosine/constant schedule, gradient clipping,
+explicit seeding, callbacks, safetensors checkpoints and exact resume.
+
+The loop knows nothing about any model or task. It gets:
+    batch_fn(step, generator) -> batch       fresh data; the generator is seeded from (seed, step),
+                                             so data never depends on how the run got to `step`
+    loss_fn(model, batch) -> scalar loss
+
+Resume is exact: a run restarted from its latest checkpoint replays the same batches on the
+same weights and optimizer state, so it ends with bitwise-identical metrics on CPU.
+
+Example:
+    >>> cfg = TrainConfig(steps=200, lr=1e-3)
+    >>> state = train(model, lambda m, b: m.loss(b), lambda s, g: task.sample(64, g), cfg, seed=0)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from ..config import invalid
+from ..errors import TrainingDiverged
+from .checkpoint import checkpoint_path, list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
+from .schedule import lr_at
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 3000  # optimizer updates
+    batch_size: int = 64
+    lr: float = 1e-3  # peak learning rate (AdamW)
+    weight_decay: float = 0.01  # decoupled; 1.0 delays the induction phase change a lot
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    warmup_steps: int = 100  # linear warmup from lr/warmup_steps
+    schedule: Literal["constant", "cosine"] = "constant"
+    min_lr_ratio: float = 0.1  # cosine floor, as a fraction of lr
+    grad_clip: float = 1.0  # max global grad norm; 0 disables clipping
+    log_every: int = 50  # telemetry period, in steps
+    checkpoint_every: int = 500  # must be a multiple of log_every (resume replays whole log windows)
+    keep_checkpoints: int = 2  # older step checkpoints are deleted
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        for key in ("steps", "batch_size", "log_every", "checkpoint_every"):
+            if getattr(self, key) < 1:
+                invalid(key, "must be >= 1")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            invalid("lr", "must be a positive number")
+        if self.weight_decay < 0:
+            invalid("weight_decay", "must be >= 0")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            invalid("betas", "must be two numbers in [0, 1)")
+        if self.warmup_steps < 0:
+            invalid("warmup_steps", "must be >= 0")
+        if not 0 <= self.min_lr_ratio <= 1:
+            invalid("min_lr_ratio", "must be in [0, 1]")
+        if self.grad_clip < 0:
+            invalid("grad_clip", "must be >= 0 (0 disables clipping)")
+        if self.checkpoint_every % self.log_every:
+            invalid("checkpoint_every", f"must be a multiple of log_every ({self.log_every})")
+        if self.keep_checkpoints < 1:
+            invalid("keep_checkpoints", "must be >= 1")
+
+
+@dataclass
+class TrainState:
+    """What callbacks see. `step` counts completed optimizer updates."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    cfg: TrainConfig
+    step: int = 0
+    lr: float = 0.0
+    loss: float = float("nan")  # loss of the latest update
+    window_loss: float = float("nan")  # mean train loss over the latest log window
+    resumed_from: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_log_step(self) -> bool:
+        return self.step % self.cfg.log_every == 0 or self.step == self.cfg.steps
+
+
+class Callback:
+    """Hooks into the loop. All methods are optional."""
+
+    def on_train_start(self, state: TrainState) -> None: ...
+
+    def on_log(self, state: TrainState) -> None: ...
+
+    def on_train_end(self, state: TrainState) -> None: ...
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The data generator for update `step`: a pure function of (seed, step)."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step * 7919 + 17) % (2**63 - 1))
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    # No weight decay on biases, norms and embeddings-as-gains (1-D params), as in nanoGPT.
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=tuple(cfg.betas))
+
+
+def train(
+    model: torch.nn.Module,
+    loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor],
+    batch_fn: Callable[[int, torch.Generator], Any],
+    cfg: TrainConfig,
+    *,
+    seed: int = 0,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    callbacks: Sequence[Callback] = (),
+    progress: Callable[[TrainState], None] | None = None,
+    label: str = "",
+) -> TrainState:
+    """Train `model` in place for `cfg.steps` updates; returns the final state.
+
+    With `resume=True` and a checkpoint in `checkpoint_dir`, continues from the latest one.
+    Raises `TrainingDiverged` on a NaN/inf loss (checkpoints written before stay).
+    """
+    optimizer = make_optimizer(model, cfg)
+    state = TrainState(model=model, optimizer=optimizer, cfg=cfg)
+    if resume and checkpoint_dir is not None and (found := list_checkpoints(checkpoint_dir)):
+        ckpt = load_checkpoint(found[-1][1])
+        model.load_state_dict(ckpt.model)
+        if ckpt.optimizer is not None:
+            optimizer.load_state_dict(ckpt.optimizer)
+        if ckpt.rng is not None:
+            torch.set_rng_state(ckpt.rng)
+        state.step = state.resumed_from = ckpt.step
+    for cb in callbacks:
+        cb.on_train_start(state)
+    if state.step == 0:
+        model.eval()
+        for cb in callbacks:
+            cb.on_log(state)
+
+    window: list[float] = []
+    model.train()
+    while state.step < cfg.steps:
+        step = state.step
+        state.lr = lr_at(step, lr=cfg.lr, warmup_steps=cfg.warmup_steps, total_steps=cfg.steps,
+                         schedule=cfg.schedule, min_lr_ratio=cfg.min_lr_ratio)
+        for group in optimizer.param_groups:
+            group["lr"] = state.lr
+        batch = batch_fn(step, step_generator(seed, step))
+        loss = loss_fn(model, batch)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            where = f" ({label})" if label else ""
+            raise TrainingDiverged(
+                f"Loss became {loss_value} at step {step + 1}{where}; try a lower train.lr or "
+                f"train.grad_clip (now lr={cfg.lr}, grad_clip={cfg.grad_clip})"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        state.step = step + 1
+        state.loss = loss_value
+        window.append(loss_value)
+        if state.is_log_step:
+            state.window_loss = sum(window) / len(window)
+            window.clear()
+            model.eval()
+            for cb in callbacks:
+                cb.on_log(state)
+            model.train()
+        if checkpoint_dir is not None and (state.step % cfg.checkpoint_every == 0 or state.step == cfg.steps):
+            save_checkpoint(checkpoint_path(checkpoint_dir, state.step), model, optimizer, state.step)
+            prune_checkpoints(checkpoint_dir, cfg.keep_checkpoints)
+        if progress is not None:
+            progress(state)
+    model.eval()
+    for cb in callbacks:
+        cb.on_train_end(state)
+    return state
