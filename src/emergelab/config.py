@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import types
@@ -29,7 +30,6 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 import yaml
 
 from .errors import ConfigError
-from .registry import did_you_mean
 
 C = TypeVar("C")
 
@@ -144,8 +144,10 @@ def from_dict(cls: type[C], data: dict[str, Any], prefix: str = "") -> C:
     kwargs = {}
     for key, value in data.items():
         if key not in fields:
-            full = [_join(prefix, k) for k in fields]
-            raise ConfigError(f"Unknown config key '{_join(prefix, str(key))}'.{did_you_mean(_join(prefix, str(key)), full)}")
+            close = difflib.get_close_matches(str(key), list(fields), n=3, cutoff=0.6)
+            hint = f" Did you mean: {', '.join(_join(prefix, k) for k in close)}?" if close else (
+                f" Valid keys{' in ' + prefix if prefix else ''}: {', '.join(fields)}.")
+            raise ConfigError(f"Unknown config key '{_join(prefix, str(key))}'.{hint}")
         kwargs[key] = _coerce(value, hints[key], _join(prefix, key))
     try:
         return cls(**kwargs)

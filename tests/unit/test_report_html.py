@@ -81,8 +81,16 @@ def test_all_sections_present_in_order(page):
     assert positions == sorted(positions)
     for sid in SECTION_IDS:
         assert f'href="#{sid}"' in page
-    for text in ("Phase change between steps 800 and 1,300", "L1H2", "Attention viewer", "Ablations",
-                 "Provenance", "20250101-120000-induction-ab12cd", "5/5 passed", "clean model"):
+    for text in (
+        "Phase change between steps 800 and 1,300",
+        "L1H2",
+        "Attention viewer",
+        "Ablations",
+        "Provenance",
+        "20250101-120000-induction-ab12cd",
+        "5/5 passed",
+        "clean model",
+    ):
         assert text in page, text
     # figures: losses, ICL, and heatmap + line figure per model
     assert page.count("data:image/png;base64,") == 2 + 2 * 2
@@ -102,8 +110,13 @@ def test_attention_payload_roundtrip(page, data):
 def test_no_phase_change_and_no_induction_heads(data):
     d = copy.deepcopy(data)
     s = d["models"]["2L"]["summary"]
-    s["phase_change"] = {"detected": False, "start_step": None, "end_step": None, "steepest_step": None,
-                         "drop": 0.1}
+    s["phase_change"] = {
+        "detected": False,
+        "start_step": None,
+        "end_step": None,
+        "steepest_step": None,
+        "drop": 0.1,
+    }
     s["induction_heads"] = []
     s["ablation"]["heads"] = []
     out = render_induction_report(d)
@@ -115,8 +128,17 @@ def test_no_phase_change_and_no_induction_heads(data):
 
 def test_minimal_data_renders():
     d = {
-        "run": {"id": "r", "experiment": "induction", "status": "running", "started_at": "t0", "ended_at": None,
-                "config_hash": "h", "seed": 1, "version": "0", "git_commit": None},
+        "run": {
+            "id": "r",
+            "experiment": "induction",
+            "status": "running",
+            "started_at": "t0",
+            "ended_at": None,
+            "config_hash": "h",
+            "seed": 1,
+            "version": "0",
+            "git_commit": None,
+        },
         "config": {},
         "models": {"2L": {"n_layers": 2, "n_heads": 4, "metrics": {}, "summary": {}, "example": {}}},
         "checks": [],
@@ -133,9 +155,10 @@ def test_example_data_is_deterministic():
 
 def test_render_page_escapes_everything():
     body = render_fragment("_text.html", text="<em>x</em>")
-    out = render_page("<T>", [Section("s", "<S>", body, lead="<L>")], meta={"<k>": "<v>"},
-                      data={"d": {"x": "</script>"}})
-    for raw in ("<T>", "<S>", "<L>", "<k>", "<v>", "<em>", "</script>\""):
+    out = render_page(
+        "<T>", [Section("s", "<S>", body, lead="<L>")], meta={"<k>": "<v>"}, data={"d": {"x": "</script>"}}
+    )
+    for raw in ("<T>", "<S>", "<L>", "<k>", "<v>", "<em>", '</script>"'):
         assert raw not in out
     assert Section("s", "t", "<p>plain str</p>").body not in render_page("t", [Section("s", "t", "<p>p</p>")])
 

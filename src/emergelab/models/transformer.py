@@ -172,7 +172,7 @@ class Transformer(HookedModule):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         B, T = tokens.shape
-        if T > self.cfg.n_ctx:
+        if self.cfg.n_ctx < T:
             raise ValueError(f"sequence length {T} exceeds n_ctx={self.cfg.n_ctx}")
         pos = torch.arange(T, device=tokens.device)
         x = self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(pos))[None]  # (B, T, C)
@@ -180,6 +180,17 @@ class Transformer(HookedModule):
             x = block(x)
         x = self.ln_final(x)
         return self.unembed(x) if self.unembed is not None else x @ self.embed.weight.T  # (B, T, V)
+
+    # --- the model contract (tests/contract): a tiny instance and a learnable batch ---------
+    @classmethod
+    def tiny(cls, seed: int = 0) -> Transformer:
+        return cls(TransformerConfig(n_layers=2, d_model=32, n_heads=4, d_mlp=64, n_ctx=16, d_vocab=13,
+                                     layernorm=True), seed=seed)
+
+    def example_batch(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+        """Counting sequences mod d_vocab from random starts: (B, n_ctx) int64."""
+        start = torch.randint(0, self.cfg.d_vocab, (batch_size, 1), generator=generator)
+        return (start + torch.arange(self.cfg.n_ctx)) % self.cfg.d_vocab
 
     def loss(self, tokens: torch.Tensor) -> torch.Tensor:
         """Mean next-token cross-entropy over all positions."""

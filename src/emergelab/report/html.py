@@ -171,20 +171,25 @@ def render_page(
         >>> "</script>\\"" in html, html.count("<script") == html.count("</script>")
         (False, True)
     """
-    return _env().get_template("page.html").render(
-        title=title,
-        subtitle=subtitle,
-        sections=list(sections),
-        meta=dict(meta or {}),
-        data=dict(data or {}),
-        css=Markup("\n".join(read_asset(s) for s in styles)),
-        # Inline JS is ours (static files), never user data; "</" cannot appear in it by convention,
-        # which we enforce so a stray string literal cannot end the element early.
-        js=[Markup(_checked_js(read_asset(s))) for s in scripts],
+    return (
+        _env()
+        .get_template("page.html")
+        .render(
+            title=title,
+            subtitle=subtitle,
+            sections=list(sections),
+            meta=dict(meta or {}),
+            data=dict(data or {}),
+            css=Markup("\n".join(read_asset(s) for s in styles)),
+            # Inline JS is ours (static files), never user data; "</" cannot appear in it by convention,
+            # which we enforce so a stray string literal cannot end the element early.
+            js=[Markup(_checked_js(read_asset(s))) for s in scripts],
+        )
     )
 
 
 def _checked_js(src: str) -> str:
-    if "</script" in src.lower() or "<!--" in src:
-        raise ValueError("inline script asset must not contain '</script' or '<!--'")
+    # "<script" matters too: after a "<!--" it switches the HTML parser into double-escaped mode
+    if "<script" in src.lower() or "</script" in src.lower() or "<!--" in src:
+        raise ValueError("inline script asset must not contain '<script', '</script' or '<!--'")
     return src

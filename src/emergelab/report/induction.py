@@ -69,7 +69,9 @@ def _series(model: Mapping[str, Any], name: str) -> tuple[np.ndarray, np.ndarray
     return steps[:n], values[:n]
 
 
-def _head_metrics(model: Mapping[str, Any]) -> dict[str, dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]]:
+def _head_metrics(
+    model: Mapping[str, Any],
+) -> dict[str, dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]]:
     """``{kind: {(layer, head): (steps, values)}}`` parsed from ``heads/{kind}/L{l}H{h}`` metric names."""
     out: dict[str, dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]] = {}
     for name in model.get("metrics") or {}:
@@ -107,7 +109,9 @@ def _value_at(steps: np.ndarray, values: np.ndarray, step: float) -> float:
 
 
 def _all_steps(model: Mapping[str, Any]) -> np.ndarray:
-    steps = [np.asarray((m or {}).get("steps") or [], dtype=float) for m in (model.get("metrics") or {}).values()]
+    steps = [
+        np.asarray((m or {}).get("steps") or [], dtype=float) for m in (model.get("metrics") or {}).values()
+    ]
     steps = [s for s in steps if len(s)]
     return np.unique(np.concatenate(steps)) if steps else np.zeros(0)
 
@@ -255,8 +259,12 @@ def _fig_head_heatmaps(model: Mapping[str, Any]) -> str | None:
             for c, ((moment, step), mat) in enumerate(zip(moments, mats, strict=True)):
                 ax = axes[r, c]
                 im = F.heatmap(
-                    ax, mat, row_labels=[f"L{i}" for i in range(n_layers)],
-                    col_labels=[f"H{j}" for j in range(n_heads)], vmin=vmin, vmax=vmax,
+                    ax,
+                    mat,
+                    row_labels=[f"L{i}" for i in range(n_layers)],
+                    col_labels=[f"H{j}" for j in range(n_heads)],
+                    vmin=vmin,
+                    vmax=vmax,
                     highlight=marked.get(kind, ()),
                 )
                 ax.set_title(f"{KIND_TITLES[kind]} — {moment} (step {step:,.0f})", fontsize=9.5)
@@ -284,9 +292,19 @@ def _fig_head_lines(model: Mapping[str, Any]) -> str | None:
             for key in sorted(heads[kind]):
                 steps, values = heads[kind][key]
                 if key in ind:
-                    color, lw, z, label = ind_colors[ind.index(key) % 5], 2.0, 3, f"{head_name(*key)} (induction)"
+                    color, lw, z, label = (
+                        ind_colors[ind.index(key) % 5],
+                        2.0,
+                        3,
+                        f"{head_name(*key)} (induction)",
+                    )
                 elif key in prev:
-                    color, lw, z, label = prev_colors[prev.index(key) % 4], 1.8, 2, f"{head_name(*key)} (prev-token)"
+                    color, lw, z, label = (
+                        prev_colors[prev.index(key) % 4],
+                        1.8,
+                        2,
+                        f"{head_name(*key)} (prev-token)",
+                    )
                 else:
                     color, lw, z, label = "#ced4da", 0.9, 1, None
                 ax.plot(steps, values, color=color, lw=lw, zorder=z, label=label)
@@ -328,16 +346,21 @@ def _model_facts(label: str, model: Mapping[str, Any]) -> dict[str, Any]:
         phase = "No phase change detected: the repeated-token loss never dropped suddenly."
     facts = [phase]
     if final:
+        rep, fst, icl = (_fmt(final.get(k)) for k in ("repeated_loss", "first_loss", "icl_score"))
         facts.append(
-            f"Final probe loss {_fmt(final.get('loss'))}: {_fmt(final.get('repeated_loss'))} on repeated tokens vs "
-            f"{_fmt(final.get('first_loss'))} on first occurrences (ICL score {_fmt(final.get('icl_score'))})."
+            f"Final probe loss {_fmt(final.get('loss'))}: {rep} on repeated tokens vs {fst} on first"
+            f" occurrences (ICL score {icl})."
         )
     abl = dict(summary.get("ablation") or {})
     ind = _head_list(summary, "induction_heads")
     if abl and abl.get("heads"):
+        clean, ablated, control = (
+            _fmt(abl.get(k))
+            for k in ("clean_repeated_loss", "ablated_repeated_loss", "control_repeated_loss")
+        )
         facts.append(
-            f"Ablating the induction heads raises repeated-token loss from {_fmt(abl.get('clean_repeated_loss'))}"
-            f" to {_fmt(abl.get('ablated_repeated_loss'))} (control heads: {_fmt(abl.get('control_repeated_loss'))})."
+            f"Ablating the induction heads raises repeated-token loss from {clean} to {ablated}"
+            f" (control heads: {control})."
         )
     elif ind:
         facts.append("No ablation results recorded.")
@@ -371,22 +394,32 @@ def _ablation_view(model: Mapping[str, Any]) -> dict[str, Any] | None:
 
     rows = [
         ("clean model", "", abl.get("clean_repeated_loss"), abl.get("clean_first_loss")),
-        ("induction heads ablated", names(abl.get("heads")), abl.get("ablated_repeated_loss"),
-         abl.get("ablated_first_loss")),
-        ("control heads ablated", names(abl.get("control_heads")), abl.get("control_repeated_loss"),
-         abl.get("control_first_loss")),
+        (
+            "induction heads ablated",
+            names(abl.get("heads")),
+            abl.get("ablated_repeated_loss"),
+            abl.get("ablated_first_loss"),
+        ),
+        (
+            "control heads ablated",
+            names(abl.get("control_heads")),
+            abl.get("control_repeated_loss"),
+            abl.get("control_first_loss"),
+        ),
     ]
     ind = {(h["layer"], h["head"]) for h in _head_list(summary, "induction_heads")}
     per_head = []
     for h in abl.get("per_head") or []:
-        per_head.append({
-            "name": head_name(h["layer"], h["head"]),
-            "induction": (h["layer"], h["head"]) in ind,
-            "repeated": h.get("repeated_loss"),
-            "first": h.get("first_loss"),
-            "d_repeated": delta(h.get("repeated_loss"), clean_r),
-            "d_first": delta(h.get("first_loss"), clean_f),
-        })
+        per_head.append(
+            {
+                "name": head_name(h["layer"], h["head"]),
+                "induction": (h["layer"], h["head"]) in ind,
+                "repeated": h.get("repeated_loss"),
+                "first": h.get("first_loss"),
+                "d_repeated": delta(h.get("repeated_loss"), clean_r),
+                "d_first": delta(h.get("first_loss"), clean_f),
+            }
+        )
     per_head.sort(key=lambda r: -(r["d_repeated"] if r["d_repeated"] is not None else -math.inf))
     scale = max((abs(r["d_repeated"]) for r in per_head if r["d_repeated"] is not None), default=0.0) or 1.0
     for r in per_head:
@@ -395,8 +428,14 @@ def _ablation_view(model: Mapping[str, Any]) -> dict[str, Any] | None:
         r["neg"] = d is not None and d < 0
     return {
         "rows": [
-            {"name": n, "heads": hs, "repeated": rep, "first": fst,
-             "d_repeated": delta(rep, clean_r) if i else None, "d_first": delta(fst, clean_f) if i else None}
+            {
+                "name": n,
+                "heads": hs,
+                "repeated": rep,
+                "first": fst,
+                "d_repeated": delta(rep, clean_r) if i else None,
+                "d_first": delta(fst, clean_f) if i else None,
+            }
             for i, (n, hs, rep, fst) in enumerate(rows)
         ],
         "per_head": per_head,
@@ -411,20 +450,22 @@ def _attention_payload(models: Mapping[str, Mapping[str, Any]]) -> dict[str, Any
             (dict(h) for h in ex.get("heads") or []),
             key=lambda h: (ROLE_ORDER.get(h.get("role", "other"), 3), h.get("layer", 0), h.get("head", 0)),
         )
-        out.append({
-            "label": label,
-            "tokens": [str(t) for t in ex.get("tokens") or []],
-            "repeat": ex.get("repeat") or None,
-            "heads": [
-                {
-                    "name": head_name(h["layer"], h["head"]),
-                    "role": str(h.get("role") or "other"),
-                    # 4 decimals is far below what a colour can show and keeps the file small
-                    "pattern": np.round(np.asarray(h.get("pattern") or [], dtype=float), 4),
-                }
-                for h in heads
-            ],
-        })
+        out.append(
+            {
+                "label": label,
+                "tokens": [str(t) for t in ex.get("tokens") or []],
+                "repeat": ex.get("repeat") or None,
+                "heads": [
+                    {
+                        "name": head_name(h["layer"], h["head"]),
+                        "role": str(h.get("role") or "other"),
+                        # 4 decimals is far below what a colour can show and keeps the file small
+                        "pattern": np.round(np.asarray(h.get("pattern") or [], dtype=float), 4),
+                    }
+                    for h in heads
+                ],
+            }
+        )
     return {"models": out}
 
 
@@ -441,10 +482,15 @@ def _config_text(config: Any) -> str:
 
 def _provenance(run: Mapping[str, Any], models: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
     rows = [
-        ("run id", run.get("id")), ("experiment", run.get("experiment")), ("status", run.get("status")),
-        ("emergelab version", run.get("version")), ("git commit", run.get("git_commit") or "unknown"),
-        ("seed", run.get("seed")), ("config hash", run.get("config_hash")),
-        ("started", run.get("started_at")), ("ended", run.get("ended_at") or "not finished"),
+        ("run id", run.get("id")),
+        ("experiment", run.get("experiment")),
+        ("status", run.get("status")),
+        ("emergelab version", run.get("version")),
+        ("git commit", run.get("git_commit") or "unknown"),
+        ("seed", run.get("seed")),
+        ("config hash", run.get("config_hash")),
+        ("started", run.get("started_at")),
+        ("ended", run.get("ended_at") or "not finished"),
     ]
     for label, model in models.items():
         wall = _summary(model).get("wall_seconds")
@@ -480,61 +526,97 @@ def render_induction_report(data: Mapping[str, Any]) -> str:
     headline = render_fragment("induction_headline.html", cards=cards, checks=checks, n_pass=n_pass)
 
     loss = render_fragment(
-        "figure.html", figures=[{
-            "src": _fig_losses(models),
-            "alt": "Probe loss curves per model: first occurrence vs repeated tokens",
-            "caption": (
-                "Probe loss on tokens seen for the first time (blue; unpredictable from context) and on "
-                "repeated tokens (orange; predictable by copying what followed the earlier occurrence), "
-                "with the training loss faint in gray. Shaded: detected phase-change window; dashed: "
-                "steepest step. The last panel overlays all models."
-            ),
-        }],
+        "figure.html",
+        figures=[
+            {
+                "src": _fig_losses(models),
+                "alt": "Probe loss curves per model: first occurrence vs repeated tokens",
+                "caption": (
+                    "Probe loss on tokens seen for the first time (blue; unpredictable from context) and on "
+                    "repeated tokens (orange; predictable by copying what followed the earlier occurrence), "
+                    "with the training loss faint in gray. Shaded: detected phase-change window; dashed: "
+                    "steepest step. The last panel overlays all models."
+                ),
+            }
+        ],
     )
     icl = render_fragment(
-        "figure.html", figures=[{
-            "src": _fig_icl(models), "alt": "In-context learning score over training",
-            "caption": "probe/icl_score as logged by the experiment, per model; shaded: phase-change windows.",
-        }],
+        "figure.html",
+        figures=[
+            {
+                "src": _fig_icl(models),
+                "alt": "In-context learning score over training",
+                "caption": (
+                    "probe/icl_score as logged by the experiment, per model; shaded: phase-change windows."
+                ),
+            }
+        ],
     )
     head_figs = []
     for label, model in models.items():
         heat, lines = _fig_head_heatmaps(model), _fig_head_lines(model)
         moments = ", ".join(f"{name} = step {step:,.0f}" for name, step in _moments(model))
-        head_figs.append({
-            "label": label,
-            "heat": heat,
-            "lines": lines,
-            "moments": moments,
-            "detected": _phase(model)["detected"],
-        })
+        head_figs.append(
+            {
+                "label": label,
+                "heat": heat,
+                "lines": lines,
+                "moments": moments,
+                "detected": _phase(model)["detected"],
+            }
+        )
     heads = render_fragment("induction_heads.html", models=head_figs)
     attention = render_fragment("induction_attention.html", labels=model_labels)
     ablation = render_fragment(
         "induction_ablation.html", models=[(label, _ablation_view(m)) for label, m in models.items()]
     )
     config = render_fragment(
-        "induction_config.html", config_text=_config_text(data.get("config") or {}),
+        "induction_config.html",
+        config_text=_config_text(data.get("config") or {}),
         provenance=_provenance(run, models),
     )
 
     sections = [
-        Section("summary", "Summary", headline,
-                lead="What happened in each model, and whether the experiment's target checks passed."),
-        Section("loss", "Loss curves", loss,
-                lead="An induction head turns repeated tokens from unpredictable into nearly free: the "
-                     "orange curve drops suddenly while the blue one does not."),
-        Section("icl", "In-context learning score", icl,
-                lead="How much better the model predicts tokens later in context than earlier."),
-        Section("heads", "Head scores", heads,
-                lead="Per-head diagnostic scores. Induction heads attend to the token after an earlier "
-                     "copy of the current token (prefix matching); previous-token heads feed them."),
-        Section("attention", "Attention viewer", attention,
-                lead="Attention patterns on an example sequence with a repeated segment. Hover a cell for "
-                     "its weight; hover or click a token (or a row label) to see where it attends."),
-        Section("ablation", "Ablations", ablation,
-                lead="Zero-ablating the induction heads should destroy the benefit on repeated tokens; "
-                     "ablating the same number of other heads (control) should not."),
+        Section(
+            "summary",
+            "Summary",
+            headline,
+            lead="What happened in each model, and whether the experiment's target checks passed.",
+        ),
+        Section(
+            "loss",
+            "Loss curves",
+            loss,
+            lead="An induction head turns repeated tokens from unpredictable into nearly free: the "
+            "orange curve drops suddenly while the blue one does not.",
+        ),
+        Section(
+            "icl",
+            "In-context learning score",
+            icl,
+            lead="How much better the model predicts tokens later in context than earlier.",
+        ),
+        Section(
+            "heads",
+            "Head scores",
+            heads,
+            lead="Per-head diagnostic scores. Induction heads attend to the token after an earlier "
+            "copy of the current token (prefix matching); previous-token heads feed them.",
+        ),
+        Section(
+            "attention",
+            "Attention viewer",
+            attention,
+            lead="Attention patterns on an example sequence with a repeated segment. Hover a cell for "
+            "its weight; hover or click a token (or a row label) to see where it attends.",
+        ),
+        Section(
+            "ablation",
+            "Ablations",
+            ablation,
+            lead="Zero-ablating the induction heads should destroy the benefit on repeated tokens; "
+            "ablating the same number of other heads (control) should not.",
+        ),
         Section("config", "Config and provenance", config),
     ]
     commit = run.get("git_commit")
@@ -548,8 +630,12 @@ def render_induction_report(data: Mapping[str, Any]) -> str:
         "checks": f"{n_pass}/{len(checks)} passed" if checks else "none",
     }
     return render_page(
-        f"{TITLE}", sections, subtitle=SUBTITLE, meta=meta,
-        data={"attention-data": _attention_payload(models)}, scripts=("attention.js",),
+        f"{TITLE}",
+        sections,
+        subtitle=SUBTITLE,
+        meta=meta,
+        data={"attention-data": _attention_payload(models)},
+        scripts=("attention.js",),
     )
 
 
@@ -602,8 +688,30 @@ def example_report_data(seed: int = 0) -> dict[str, Any]:
         return {"steps": [int(v) for v in steps], "values": list(values)}
 
     # tokens: <bos>, a random prefix, then one segment repeated twice
-    words = ["the", "cat", "sat", "on", "a", "mat", "and", "then", "<script>alert(1)</script>", "ran",
-             "far", "away", "from", "dog", "\"quoted\"", "x & y", "it", "was", "big", "red", "blue", "sky"]
+    words = [
+        "the",
+        "cat",
+        "sat",
+        "on",
+        "a",
+        "mat",
+        "and",
+        "then",
+        "<script>alert(1)</script>",
+        "ran",
+        "far",
+        "away",
+        "from",
+        "dog",
+        '"quoted"',
+        "x & y",
+        "it",
+        "was",
+        "big",
+        "red",
+        "blue",
+        "sky",
+    ]
     start, seg, n_rep = 6, 14, 2
     prefix = [str(w) for w in rng.choice(words, size=start - 1)]
     segment = [str(w) for w in rng.permutation(words)[:seg]]
@@ -657,16 +765,21 @@ def example_report_data(seed: int = 0) -> dict[str, Any]:
                 bump = {(1, 2): 2.1, (1, 0): 1.3, (0, 1): 1.6}.get((layer, head), 0.0) if phase else 0.0
                 if not phase and (layer, head) == (0, 0):
                     bump = 0.25
-                per_head.append({
-                    "layer": layer, "head": head,
-                    "repeated_loss": round(clean_r + bump + float(rng.normal(0, 0.02)), 4),
-                    "first_loss": round(clean_f + 0.05 * bump + float(rng.normal(0, 0.01)), 4),
-                })
+                per_head.append(
+                    {
+                        "layer": layer,
+                        "head": head,
+                        "repeated_loss": round(clean_r + bump + float(rng.normal(0, 0.02)), 4),
+                        "first_loss": round(clean_f + 0.05 * bump + float(rng.normal(0, 0.01)), 4),
+                    }
+                )
         heads_abl = [{"layer": li, "head": hi} for li, hi, _ in induction]
         control = [{"layer": 1, "head": 1}, {"layer": 1, "head": 3}] if phase else []
         ablation = {
-            "heads": heads_abl, "control_heads": control,
-            "clean_repeated_loss": round(clean_r, 4), "clean_first_loss": round(clean_f, 4),
+            "heads": heads_abl,
+            "control_heads": control,
+            "clean_repeated_loss": round(clean_r, 4),
+            "clean_first_loss": round(clean_f, 4),
             "ablated_repeated_loss": round(clean_r + (3.45 if phase else 0.0), 4),
             "ablated_first_loss": round(clean_f + (0.08 if phase else 0.0), 4),
             "control_repeated_loss": round(clean_r + (0.07 if phase else 0.0), 4),
@@ -674,22 +787,38 @@ def example_report_data(seed: int = 0) -> dict[str, Any]:
             "per_head": per_head,
         }
         if phase:
-            pc = {"detected": True, "start_step": 800, "end_step": 1300, "steepest_step": 1000,
-                  "drop": round(float(repeated[16] - repeated[26]), 3)}
+            pc = {
+                "detected": True,
+                "start_step": 800,
+                "end_step": 1300,
+                "steepest_step": 1000,
+                "drop": round(float(repeated[16] - repeated[26]), 3),
+            }
         else:
-            pc = {"detected": False, "start_step": None, "end_step": None, "steepest_step": None,
-                  "drop": round(float(repeated[0] - repeated[-1]), 3)}
+            pc = {
+                "detected": False,
+                "start_step": None,
+                "end_step": None,
+                "steepest_step": None,
+                "drop": round(float(repeated[0] - repeated[-1]), 3),
+            }
         roles = (
             [(1, 2, "induction"), (1, 0, "induction"), (0, 1, "previous_token"), (0, 0, "other")]
-            if phase else [(0, 0, "previous_token"), (0, 2, "other")]
+            if phase
+            else [(0, 0, "previous_token"), (0, 2, "other")]
         )
         return {
-            "n_layers": n_layers, "n_heads": n_heads, "metrics": metrics,
+            "n_layers": n_layers,
+            "n_heads": n_heads,
+            "metrics": metrics,
             "summary": {
                 "phase_change": pc,
-                "final": {"loss": round(float(0.5 * first[-1] + 0.5 * repeated[-1]), 4),
-                          "repeated_loss": round(clean_r, 4), "first_loss": round(clean_f, 4),
-                          "icl_score": round(float(icl[-1]), 4)},
+                "final": {
+                    "loss": round(float(0.5 * first[-1] + 0.5 * repeated[-1]), 4),
+                    "repeated_loss": round(clean_r, 4),
+                    "first_loss": round(clean_f, 4),
+                    "icl_score": round(float(icl[-1]), 4),
+                },
                 "induction_heads": [{"layer": li, "head": hi, "score": sc} for li, hi, sc in induction],
                 "previous_token_heads": [{"layer": li, "head": hi, "score": sc} for li, hi, sc in previous],
                 "ablation": ablation,
@@ -698,33 +827,59 @@ def example_report_data(seed: int = 0) -> dict[str, Any]:
             "example": {
                 "tokens": tokens,
                 "repeat": {"start": start, "segment_len": seg, "n_repeats": n_rep},
-                "heads": [{"layer": li, "head": hi, "role": role,
-                           "pattern": _example_pattern(T, role, start, seg, rng)} for li, hi, role in roles],
+                "heads": [
+                    {
+                        "layer": li,
+                        "head": hi,
+                        "role": role,
+                        "pattern": _example_pattern(T, role, start, seg, rng),
+                    }
+                    for li, hi, role in roles
+                ],
             },
         }
 
     models = {"2L": model(2, True), "1L": model(1, False)}
     return {
-        "run": {"id": "20250101-120000-induction-ab12cd", "experiment": "induction", "status": "completed",
-                "started_at": "2025-01-01T12:00:00Z", "ended_at": "2025-01-01T12:04:42Z",
-                "config_hash": "9f3c2a7b1e4d", "seed": seed, "version": "0.1.0", "git_commit": "0123abcd4567ef"},
+        "run": {
+            "id": "20250101-120000-induction-ab12cd",
+            "experiment": "induction",
+            "status": "completed",
+            "started_at": "2025-01-01T12:00:00Z",
+            "ended_at": "2025-01-01T12:04:42Z",
+            "config_hash": "9f3c2a7b1e4d",
+            "seed": seed,
+            "version": "0.1.0",
+            "git_commit": "0123abcd4567ef",
+        },
         "config": {
             "seed": seed,
             "task": {"vocab_size": 64, "seq_len": T, "segment_len": seg, "n_repeats": n_rep},
-            "models": {"2L": {"n_layers": 2, "n_heads": 4, "d_model": 64, "d_mlp": 0},
-                       "1L": {"n_layers": 1, "n_heads": 4, "d_model": 64, "d_mlp": 0}},
+            "models": {
+                "2L": {"n_layers": 2, "n_heads": 4, "d_model": 64, "d_mlp": 0},
+                "1L": {"n_layers": 1, "n_heads": 4, "d_model": 64, "d_mlp": 0},
+            },
             "train": {"steps": 3000, "batch_size": 64, "lr": 1e-3, "warmup": 100, "log_every": 50},
             "notes": "synthetic example data <not a real run>",
         },
         "models": models,
         "checks": [
-            {"name": "2L shows a phase change", "passed": True,
-             "detail": "repeated-token loss fell 3.6 nats between steps 800 and 1,300"},
+            {
+                "name": "2L shows a phase change",
+                "passed": True,
+                "detail": "repeated-token loss fell 3.6 nats between steps 800 and 1,300",
+            },
             {"name": "1L shows no phase change", "passed": True, "detail": "largest drop 0.30 nats (< 1.0)"},
-            {"name": "2L has an induction head (prefix matching ≥ 0.4)", "passed": True,
-             "detail": "L1H2 (0.72), L1H0 (0.55)"},
-            {"name": "ablating induction heads raises repeated-token loss ≥ 1 nat", "passed": True,
-             "detail": "+3.45 nats vs +0.07 for control heads"},
+            {
+                "name": "2L has an induction head (prefix matching ≥ 0.4)",
+                "passed": True,
+                "detail": "L1H2 (0.72), L1H0 (0.55)",
+            },
+            {
+                "name": "ablating induction heads raises repeated-token loss ≥ 1 nat",
+                "passed": True,
+                "detail": "+3.45 nats vs +0.07 for control heads",
+            },
             {"name": "1L repeated-token loss stays high (≥ 2.5)", "passed": True, "detail": "final 3.75"},
         ],
     }

@@ -1,10 +1,10 @@
 /* Attention viewer for emergelab reports (vanilla JS, no dependencies, works from file://).
  *
- * Data comes from <script type="application/json" id="attention-data">:
+ * Data comes from the JSON script element with id "attention-data":
  *   {models: [{label, tokens: [str], repeat: {start, segment_len, n_repeats} | null,
  *              heads: [{name, role, pattern: [[float]]}]}]}
  * Every token label reaches the DOM through textContent / Option text, never innerHTML, so a token
- * such as "<script>" is displayed, not executed.
+ * such as an HTML script tag is displayed as text, not executed.
  */
 (function () {
   "use strict";

@@ -1,0 +1,93 @@
+"""A run killed at any moment (kill -9 or Ctrl-C) resumes and ends with exactly the metrics of an
+uninterrupted run."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from emergelab.runs.store import RunStore
+
+TINY = [
+    "threads=1", "seed=4", "model.d_model=16", "model.n_heads=2", "task.vocab_size=16", "task.seq_len=24",
+    "task.segment_min=3", "task.segment_max=6", "train.steps=240", "train.batch_size=16",
+    "train.log_every=20", "train.checkpoint_every=40", "analysis.icl_late=20", "analysis.eval_size=64",
+    "analysis.probe_size=32",
+]
+
+
+def emergelab(*args: str, store: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "emergelab.cli", "run", "--no-progress", "--store", str(store), *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def all_metrics(store: Path, run_id: str) -> dict:
+    with RunStore(store, create=False) as st:
+        return st.metrics(run_id)
+
+
+def wait_for_metric_step(db: Path, name: str, step: int, proc: subprocess.Popen, timeout: float = 120) -> str:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        if db.exists():
+            try:
+                con = sqlite3.connect(db, timeout=5)
+                row = con.execute("SELECT run_id FROM metrics WHERE name = ? AND step >= ?", (name, step)).fetchone()
+                con.close()
+                if row:
+                    return row[0]
+            except sqlite3.OperationalError:
+                pass
+        time.sleep(0.05)
+    raise AssertionError(f"no {name} at step {step} within {timeout}s")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    store = tmp_path_factory.mktemp("clean") / "e.db"
+    proc = emergelab(*sum((["--set", s] for s in TINY), []), store=store)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    with RunStore(store, create=False) as st:
+        run = st.list_runs()[0]
+    return store, run.id
+
+
+@pytest.mark.parametrize("how", ["kill-9", "ctrl-c"])
+def test_killed_run_resumes_to_identical_metrics(uninterrupted, tmp_path, how):
+    clean_store, clean_id = uninterrupted
+    store = tmp_path / "e.db"
+    proc = emergelab(*sum((["--set", s] for s in TINY), []), store=store)
+    # stop in the middle of the second model (1L), after a checkpoint and some telemetry beyond it
+    run_id = wait_for_metric_step(store, "1L/probe/loss", 100, proc)
+    proc.send_signal(signal.SIGKILL if how == "kill-9" else signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    with RunStore(store, create=False) as st:
+        status = st.get_run(run_id).status
+    if how == "kill-9":
+        assert proc.returncode == -9 and status == "running"
+    else:
+        assert proc.returncode == 130 and status == "interrupted"
+        assert f"emergelab run --resume {run_id}" in err
+        assert "Traceback" not in err
+    run_dir = store.parent / run_id
+    assert not (run_dir / "summary.json").exists()
+    assert not list(run_dir.rglob("*.tmp"))
+
+    resumed = emergelab("--resume", run_id, store=store)
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    got, want = all_metrics(store, run_id), all_metrics(clean_store, clean_id)
+    assert set(got) == set(want)
+    for name in want:
+        assert got[name] == want[name], name  # bitwise: same steps, same floats
+    with RunStore(store, create=False) as st:
+        assert st.get_run(run_id).status == "completed"
+    assert (run_dir / "summary.json").exists() and (run_dir / "report.html").exists()
