@@ -26,6 +26,7 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,10 +135,11 @@ def copy_to_tl(ours: Transformer, tl, cfg: TransformerConfig) -> None:
     tl.pos_embed.W_pos.copy_(ours.pos_embed.weight)
     for ob, tb in zip(ours.blocks, tl.blocks, strict=True):
         w, b = ob.attn.W_qkv.weight, ob.attn.W_qkv.bias  # rows: (3, H, D)
-        for i, (W, B_) in enumerate(((tb.attn.W_Q, tb.attn.b_Q), (tb.attn.W_K, tb.attn.b_K),
-                                     (tb.attn.W_V, tb.attn.b_V))):
-            W.copy_(w[i * C:(i + 1) * C].view(H, D, C).transpose(1, 2))  # (H, C, D)
-            B_.copy_(b[i * C:(i + 1) * C].view(H, D))
+        for i, (W, B_) in enumerate(
+            ((tb.attn.W_Q, tb.attn.b_Q), (tb.attn.W_K, tb.attn.b_K), (tb.attn.W_V, tb.attn.b_V))
+        ):
+            W.copy_(w[i * C : (i + 1) * C].view(H, D, C).transpose(1, 2))  # (H, C, D)
+            B_.copy_(b[i * C : (i + 1) * C].view(H, D))
         tb.attn.W_O.copy_(ob.attn.W_O.weight.T.reshape(H, D, C))
         tb.attn.b_O.copy_(ob.attn.W_O.bias)
         if cfg.layernorm:
@@ -164,21 +166,38 @@ class Variant:
     cfg: TransformerConfig
 
 
-def timed_rounds(fns: dict[str, callable], repeats: int, n: int, warmup: int) -> dict[str, list[float]]:
-    """Calls/s of each fn: `warmup` untimed calls each, then `repeats` interleaved rounds of n calls."""
-    for fn in fns.values():
-        for _ in range(warmup):
+def timed_rounds(
+    fns: dict[str, Callable[[], None]], repeats: int, max_calls: int, warmup: int, round_s: float
+) -> dict[str, list[float]]:
+    """Calls/s of each fn in `repeats` interleaved rounds (the order rotates every round).
+
+    After `warmup` untimed calls, each fn gets n = clamp(round_s / t_call, 2, max_calls) calls per
+    round, so a slow model (TransformerLens) does not stretch the run and every round of every
+    model lasts about as long: background load then hits all models alike, and round r of model A
+    can be compared with round r of model B (see paired()).
+    """
+    n: dict[str, int] = {}
+    for k, fn in fns.items():
+        for _ in range(warmup - 1):
             fn()
+        t0 = time.perf_counter()
+        fn()
+        n[k] = max(2, min(max_calls, round(round_s / max(time.perf_counter() - t0, 1e-6))))
     rates: dict[str, list[float]] = {k: [] for k in fns}
     keys = list(fns)
     for r in range(repeats):
-        order = keys[r % len(keys):] + keys[: r % len(keys)]  # rotate so no model is always first
-        for k in order:
+        for k in keys[r % len(keys) :] + keys[: r % len(keys)]:
             t0 = time.perf_counter()
-            for _ in range(n):
+            for _ in range(n[k]):
                 fns[k]()
-            rates[k].append(n / (time.perf_counter() - t0))
+            rates[k].append(n[k] / (time.perf_counter() - t0))
     return rates
+
+
+def paired(a: list[float], b: list[float]) -> tuple[float, float, float]:
+    """Median, min and max over rounds of a[r] / b[r] (same round, so same background load)."""
+    ratios = [x / y for x, y in zip(a, b, strict=True)]
+    return statistics.median(ratios), min(ratios), max(ratios)
 
 
 def train_step_fn(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]], V: int):
@@ -216,6 +235,45 @@ def med(xs: list[float]) -> float:
     return statistics.median(xs)
 
 
+def cpu_busy(interval: float = 1.0) -> float | None:
+    """Fraction of all CPUs busy over `interval` s (from /proc/stat; None where unavailable)."""
+
+    def read() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+
+    try:
+        t0, i0 = read()
+        time.sleep(interval)
+        t1, i1 = read()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 1 - (i1 - i0) / max(t1 - t0, 1)
+
+
+def wait_for_idle(max_wait: float, threshold: float = 0.2) -> float | None:
+    """Wait (up to max_wait s) until other processes use < threshold of the CPUs; return the last reading.
+
+    Other work on the 2 cores does more than add noise: torch's 2 OpenMP threads then wait on each
+    other at every barrier and a step can take 10x longer, for every model alike.
+    """
+    deadline = time.monotonic() + max_wait
+    busy = cpu_busy()
+    while busy is not None and busy >= threshold and time.monotonic() < deadline:
+        print(f"  machine {busy:.0%} busy with other processes; waiting for it to calm down ...", flush=True)
+        time.sleep(4)
+        busy = cpu_busy()
+    return busy
+
+
+def loadavg() -> str:
+    try:
+        return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:  # pragma: no cover
+        return "n/a"
+
+
 # --------------------------------------------------------------------------- main
 def run_variant(v: Variant, args, batch: int, seq: int) -> dict:
     cfg = v.cfg
@@ -234,17 +292,20 @@ def run_variant(v: Variant, args, batch: int, seq: int) -> dict:
     if tl is not None:
         counts["TL"] = n_params(tl)
     print(f"\n[{v.name}] {cfg}")
-    print("  parameters: " + ", ".join(f"{k}={c:,}" for k, c in counts.items())
-          + ("  (TL extra = unembed bias b_U, d_vocab params, zeroed)" if tl is not None else ""))
+    print(
+        "  parameters: "
+        + ", ".join(f"{k}={c:,}" for k, c in counts.items())
+        + ("  (TL's extra d_vocab params = its unembed bias b_U, which it always has; zeroed)" if tl else "")
+    )
 
-    # equivalence: same weights -> same logits
+    # equivalence: same weights -> same logits (proves same shape *and* same function)
     g = torch.Generator().manual_seed(1)
     probe = torch.randint(0, cfg.d_vocab, (4, seq), generator=g)
     with torch.no_grad():
         ref = ours(probe)
         diffs = {"plain": (plain(probe) - ref).abs().max().item()}
-        _, cache = ours.run_with_cache(probe)
-        diffs["ours run_with_cache"] = (_ - ref).abs().max().item()
+        out, cache = ours.run_with_cache(probe)
+        diffs["ours run_with_cache"] = (out - ref).abs().max().item()
         if tl is not None:
             diffs["TL"] = (tl(probe) - ref).abs().max().item()
     print("  max |logit diff| vs ours: " + ", ".join(f"{k}={d:.1e}" for k, d in diffs.items()))
@@ -260,114 +321,161 @@ def run_variant(v: Variant, args, batch: int, seq: int) -> dict:
     if tl is not None:
         fns["TL"] = train_step_fn(tl, batches, cfg.d_vocab)
     t0 = time.perf_counter()
-    train = timed_rounds(fns, args.repeats, args.steps, args.warmup)
-    print(f"  train ({time.perf_counter() - t0:.0f}s): "
-          + ", ".join(f"{k}={med(r):.2f} steps/s [{min(r):.2f}-{max(r):.2f}]" for k, r in train.items()))
+    train = timed_rounds(fns, args.repeats, args.steps, args.warmup, args.round_s)
+    print(
+        f"  train ({time.perf_counter() - t0:.0f}s): "
+        + ", ".join(f"{k}={med(r):.2f} steps/s [{min(r):.2f}-{max(r):.2f}]" for k, r in train.items())
+    )
 
     x = batches[0][0]
     ffns = {"ours fwd": fwd_fn(ours, x, False), "ours rwc": fwd_fn(ours, x, True), "plain fwd": fwd_fn(plain, x, False)}
     if tl is not None:
         ffns["TL fwd"], ffns["TL rwc"] = fwd_fn(tl, x, False), fwd_fn(tl, x, True)
     t0 = time.perf_counter()
-    fwd = timed_rounds(ffns, args.repeats, args.fwd_calls, max(2, args.warmup // 2))
-    print(f"  fwd ({time.perf_counter() - t0:.0f}s): "
-          + ", ".join(f"{k}={1000 / med(r):.1f} ms" for k, r in fwd.items()))
+    fwd = timed_rounds(ffns, args.repeats, 4 * args.steps, 3, args.round_s / 2)
+    print(
+        f"  fwd ({time.perf_counter() - t0:.0f}s): "
+        + ", ".join(f"{k}={1000 / med(r):.1f} ms [{1000 / max(r):.1f}-{1000 / min(r):.1f}]" for k, r in fwd.items())
+    )
     return {"variant": v, "counts": counts, "train": train, "fwd": fwd, "n_hooks": n_hooks}
 
 
-def fmt_section(results: list[dict], args, batch: int, seq: int, cmd: str) -> str:
+def _ratio(pair: tuple[float, float, float], ok: bool, digits: int = 2) -> str:
+    m, lo, hi = pair
+    return f"**{m:.{digits}f}** {'✅' if ok else '❌'} ({lo:.{digits}f}–{hi:.{digits}f})"
+
+
+def fmt_section(
+    results: list[dict], args, batch: int, seq: int, cmd: str, load: tuple[str, str], busy: float | None
+) -> str:
     has_tl = TL_VERSION is not None
+    cfg0 = results[0]["variant"].cfg
     L = [SECTION, ""]
     L.append(f"- date: {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}")
-    L.append(f"- machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
-             f"torch.set_num_threads({torch.get_num_threads()}), no GPU")
-    L.append(f"- torch {torch.__version__}, python {platform.python_version()}, transformer-lens "
-             + (TL_VERSION if has_tl else f"NOT AVAILABLE ({TL_ERROR}) — TL column skipped"))
-    L.append(f"- workload: batch {batch} x seq {seq}, vocab {results[0]['variant'].cfg.d_vocab}, full training step "
-             "(forward + cross-entropy + backward + AdamW step), float32; "
-             f"{args.warmup} warmup steps, median of {args.repeats} interleaved repeats x {args.steps} steps "
-             f"(forward: x {args.fwd_calls} calls)")
-    L.append("- models: **ours** = `emergelab.models.transformer.Transformer` (no hooks attached during training, "
-             "so SDPA path); **plain** = nanoGPT-style (fused qkv, `F.scaled_dot_product_attention(is_causal=True)`, "
-             "no hooks), defined in the benchmark; **TL** = TransformerLens `HookedTransformer`. "
-             "Our weights are copied into both before timing and the logits agree to < 1e-4.")
+    L.append(
+        f"- machine: {os.cpu_count()} CPU cores ({platform.machine()}), no GPU, "
+        f"`torch.set_num_threads({torch.get_num_threads()})`; load average (1/5/15 min) "
+        f"{load[0]} at start, {load[1]} at end; CPUs busy with other processes just before the start: "
+        + (f"{busy:.0%}" if busy is not None else "n/a")
+        + " (the machine is shared: other work makes every model slower, so read the paired ratios)"
+    )
+    L.append(
+        f"- torch {torch.__version__}, python {platform.python_version()}, transformer-lens "
+        + (TL_VERSION if has_tl else f"NOT AVAILABLE ({TL_ERROR}): TL columns skipped")
+    )
+    L.append(
+        f"- shape: {cfg0.n_layers} layers, d_model {cfg0.d_model}, {cfg0.n_heads} heads (d_head {cfg0.d_head}), "
+        f"vocab {cfg0.d_vocab}, n_ctx {cfg0.n_ctx}, biases, untied unembedding, GELU; "
+        "MLP variant d_mlp 512 **with LayerNorm** (ours `layernorm=True`, TL `normalization_type='LN'`), "
+        "attention-only variant d_mlp 0 **without LayerNorm** (ours `layernorm=False`, TL "
+        "`attn_only=True, normalization_type=None`)"
+    )
+    L.append(
+        f"- workload: batch {batch} x seq {seq}, float32, full training step = forward + cross-entropy + "
+        f"backward + AdamW step (lr 1e-3, torch defaults); {args.warmup} warmup steps per model, then "
+        f"{args.repeats} interleaved rounds (order rotates each round) of ~{args.round_s:g} s per model "
+        f"(at most {args.steps} steps); steps/s = median over rounds; ratio = median over rounds of the "
+        "paired per-round ratio, (min–max) in brackets"
+    )
+    L.append(
+        "- models: **ours** = `emergelab.models.transformer.Transformer` (no hooks attached, so its SDPA "
+        "path); **plain** = nanoGPT-style model defined in the benchmark (fused qkv Linear, "
+        "`F.scaled_dot_product_attention(is_causal=True)`, learned positions, no hooks); **TL** = "
+        "TransformerLens `HookedTransformer`. Our weights are copied into both before timing and the "
+        "logits agree to < 1e-4. Parameter counts below: TL's extra `d_vocab` are its unembed bias."
+    )
     L.append("- command: `" + cmd + "`")
     L.append("")
     hdr = "| variant | params ours / plain" + (" / TL" if has_tl else "") + " | ours steps/s | plain steps/s"
     hdr += " | TL steps/s" if has_tl else ""
-    hdr += " | ours/plain (≥0.95)" + (" | ours/TL (≥1.8)" if has_tl else "") + " |"
+    hdr += " | ours/plain (target ≥ 0.95)" + (" | ours/TL (target ≥ 1.8)" if has_tl else "") + " |"
     L.append(hdr)
     L.append("|" + "---|" * (hdr.count("|") - 1))
     for r in results:
-        tr = {k: med(v) for k, v in r["train"].items()}
-        c = r["counts"]
+        tr, c = r["train"], r["counts"]
         row = f"| {r['variant'].name} | " + " / ".join(f"{c[k]:,}" for k in c) + " | "
-        row += f"{tr['ours']:.2f} | {tr['plain']:.2f} | "
+        row += f"{med(tr['ours']):.2f} | {med(tr['plain']):.2f} | "
         if has_tl:
-            row += f"{tr['TL']:.2f} | "
-        a = tr["ours"] / tr["plain"]
-        row += f"{a:.3f} {'✅' if a >= 0.95 else '❌'} |"
+            row += f"{med(tr['TL']):.2f} | "
+        a = paired(tr["ours"], tr["plain"])
+        row += _ratio(a, a[0] >= 0.95, 3) + " |"
         if has_tl:
-            b = tr["ours"] / tr["TL"]
-            row += f" {b:.2f} {'✅' if b >= 1.8 else '❌'} |"
+            b = paired(tr["ours"], tr["TL"])
+            row += " " + _ratio(b, b[0] >= 1.8) + " |"
         L.append(row)
     L.append("")
-    L.append("Forward only, `torch.no_grad()`, same batch; `run_with_cache` caches every hook point "
-             "(so our model takes its explicit attention path and materializes the patterns):")
+    L.append(
+        "Forward only, under `torch.no_grad()`, same batch (ms per call, median over rounds). "
+        "`run_with_cache` (rwc) caches every hook point, so our model leaves its SDPA path for the explicit "
+        "one that materializes the (B, H, T, T) scores and patterns; the overhead ratio is "
+        "time(rwc) / time(fwd), paired per round:"
+    )
     L.append("")
-    hdr = "| variant | hooks cached | plain fwd ms | ours fwd ms | ours run_with_cache ms | ours rwc/fwd (≤1.15)"
-    hdr += " | TL fwd ms | TL run_with_cache ms | TL rwc/fwd |" if has_tl else " |"
+    hdr = "| variant | hooks cached | plain fwd ms | ours fwd ms | ours rwc ms | ours rwc/fwd (target ≤ 1.15)"
+    hdr += " | TL fwd ms | TL rwc ms | TL rwc/fwd | ours rwc vs TL rwc speed |" if has_tl else " |"
     L.append(hdr)
     L.append("|" + "---|" * (hdr.count("|") - 1))
     for r in results:
-        ms = {k: 1000 / med(v) for k, v in r["fwd"].items()}
-        ratio = ms["ours rwc"] / ms["ours fwd"]
-        row = (f"| {r['variant'].name} | {r['n_hooks']} | {ms['plain fwd']:.1f} | {ms['ours fwd']:.1f} | "
-               f"{ms['ours rwc']:.1f} | {ratio:.2f} {'✅' if ratio <= 1.15 else '❌'} |")
+        fw = r["fwd"]
+        ms = {k: 1000 / med(v) for k, v in fw.items()}
+        ov = paired(fw["ours fwd"], fw["ours rwc"])  # rate_fwd / rate_rwc = time_rwc / time_fwd
+        row = (
+            f"| {r['variant'].name} | {r['n_hooks']} | {ms['plain fwd']:.1f} | {ms['ours fwd']:.1f} | "
+            f"{ms['ours rwc']:.1f} | " + _ratio(ov, ov[0] <= 1.15) + " |"
+        )
         if has_tl:
-            row += f" {ms['TL fwd']:.1f} | {ms['TL rwc']:.1f} | {ms['TL rwc'] / ms['TL fwd']:.2f} |"
+            tov = paired(fw["TL fwd"], fw["TL rwc"])
+            vs = paired(fw["ours rwc"], fw["TL rwc"])
+            row += f" {ms['TL fwd']:.1f} | {ms['TL rwc']:.1f} | {tov[0]:.2f} | {vs[0]:.2f}x |"
         L.append(row)
     L.append("")
     return "\n".join(L)
 
 
 def write_section(section: str) -> None:
+    """Replace (or append) our `## ` section of RESULTS.md; other sections are kept as they are."""
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pat = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    pat = re.compile(rf"^{re.escape(SECTION)}[ \t]*\n.*?(?=^## |\Z)", re.S | re.M)
     if pat.search(text):
-        text = pat.sub(lambda _: section + "\n", text, count=1)
+        text = pat.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1)
     else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
+        text = text.rstrip("\n") + "\n\n" + section
     RESULTS.write_text(text.rstrip("\n") + "\n")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="2 repeats x 5 steps (smoke test, noisy numbers)")
-    ap.add_argument("--repeats", type=int, default=None)
-    ap.add_argument("--steps", type=int, default=None, help="training steps per repeat")
-    ap.add_argument("--warmup", type=int, default=None)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="3 rounds of ~0.6 s (smoke test, noisy numbers)")
+    ap.add_argument("--repeats", type=int, default=None, help="interleaved rounds (default 7)")
+    ap.add_argument("--steps", type=int, default=20, help="max training steps per model per round")
+    ap.add_argument("--round-s", type=float, default=None, help="target seconds per model per round (default 2)")
+    ap.add_argument("--warmup", type=int, default=None, help="untimed steps per model first (default 5)")
+    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (the machine has 2 cores)")
+    ap.add_argument("--wait-idle", type=float, default=120, help="wait up to this many s for other processes to finish")
     ap.add_argument("--no-write", action="store_true", help="do not touch benchmarks/RESULTS.md")
     args = ap.parse_args()
     q = args.quick
-    args.repeats = args.repeats or (2 if q else 5)
-    args.steps = args.steps or (5 if q else 20)
+    args.repeats = args.repeats or (3 if q else 7)
+    args.round_s = args.round_s or (0.6 if q else 2.0)
     args.warmup = args.warmup or (3 if q else 5)
-    args.fwd_calls = 2 * args.steps
     torch.set_num_threads(args.threads)
     batch, seq, vocab = 32, 128, 512
     common = dict(n_layers=2, d_model=128, n_heads=4, n_ctx=seq, d_vocab=vocab, act_fn="gelu", bias=True)
     variants = [
-        Variant("MLP (d_mlp=512, LayerNorm)", TransformerConfig(d_mlp=512, layernorm=True, **common)),
-        Variant("attn-only (d_mlp=0, no LN)", TransformerConfig(d_mlp=0, layernorm=False, **common)),
+        Variant("MLP (d_mlp 512, LayerNorm)", TransformerConfig(d_mlp=512, layernorm=True, **common)),
+        Variant("attn-only (d_mlp 0, no LN)", TransformerConfig(d_mlp=0, layernorm=False, **common)),
     ]
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, transformer-lens "
-          + (TL_VERSION or f"unavailable ({TL_ERROR}); skipping the TL column"))
-    t0 = time.perf_counter()
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, transformer-lens "
+        + (TL_VERSION or f"unavailable ({TL_ERROR}); skipping the TL column")
+    )
+    busy = wait_for_idle(args.wait_idle)
+    if busy is not None and busy >= 0.2:
+        print(f"WARNING: {busy:.0%} of the CPUs are busy with other processes; numbers will be slow and noisy")
+    load0, t0 = loadavg(), time.perf_counter()
     results = [run_variant(v, args, batch, seq) for v in variants]
     cmd = "python benchmarks/bench_transformer.py" + " ".join([""] + sys.argv[1:])
-    section = fmt_section(results, args, batch, seq, cmd)
+    section = fmt_section(results, args, batch, seq, cmd, (load0, loadavg()), busy)
     print(f"\ntotal {time.perf_counter() - t0:.0f}s\n\n" + section)
     if not args.no_write:
         write_section(section)

@@ -93,7 +93,7 @@ class InductionAnalysisConfig:
 
 
 def _default_train() -> TrainConfig:
-    return TrainConfig(steps=2000, batch_size=64, lr=1e-3, weight_decay=0.01, warmup_steps=100,
+    return TrainConfig(steps=2000, batch_size=64, lr=3e-3, weight_decay=0.01, warmup_steps=100,
                        schedule="constant", grad_clip=1.0, log_every=50, checkpoint_every=250)
 
 
@@ -276,12 +276,13 @@ def analyze_model(store: RunStore, run: Run, cfg: InductionConfig, depth: int) -
     batch = sample(task, a.eval_size, cfg.seed + EVAL_SEED_OFFSET)
     clean_rep, clean_first = split_losses(model, batch)
     ablated = [(h["layer"], h["head"]) for h in induction_heads]
-    # Control: as many heads that are neither induction nor previous-token heads, preferring the
-    # induction heads' own layers, lowest prefix-matching score first.
-    special = set(ablated) | {(h["layer"], h["head"]) for h in prev_heads}
+    # Control: as many other heads. Heads that are not previous-token heads come first (induction heads'
+    # own layers first, lowest prefix-matching score first); previous-token heads only when nothing else
+    # is left, since induction heads compose with them and ablating them breaks induction too.
+    prev = {(h["layer"], h["head"]) for h in prev_heads}
     layers = {layer for layer, _ in ablated}
-    others = [(layer, head) for layer in range(n_layers) for head in range(n_heads) if (layer, head) not in special]
-    others.sort(key=lambda lh: (lh[0] not in layers, prefix_final[lh[0]][lh[1]]))
+    others = [(layer, head) for layer in range(n_layers) for head in range(n_heads) if (layer, head) not in ablated]
+    others.sort(key=lambda lh: ((lh in prev), lh[0] not in layers, prefix_final[lh[0]][lh[1]]))
     control = others[: len(ablated)]
     with zero_ablate(model, ablated):
         abl_rep, abl_first = split_losses(model, batch)
@@ -305,6 +306,7 @@ def analyze_model(store: RunStore, run: Run, cfg: InductionConfig, depth: int) -
         "ablation": {
             "heads": [{"layer": l_, "head": h} for l_, h in ablated],
             "control_heads": [{"layer": l_, "head": h} for l_, h in control],
+            "control_includes_previous_token_heads": any(lh in prev for lh in control),
             "clean_repeated_loss": round(clean_rep, 6), "clean_first_loss": round(clean_first, 6),
             "ablated_repeated_loss": round(abl_rep, 6), "ablated_first_loss": round(abl_first, 6),
             "control_repeated_loss": round(ctl_rep, 6), "control_first_loss": round(ctl_first, 6),

@@ -48,7 +48,9 @@ class TransformerConfig:
     tie_embeddings: bool = False  # unembedding = embedding^T
     bias: bool = True  # biases in attention and MLP linears
     act_fn: Literal["gelu", "relu"] = "gelu"
-    init_std: float = 0.02  # normal init of weights; output projections scaled by 1/sqrt(2 n_layers)
+    # std of the normal init of weights and embeddings (output projections scaled by 1/sqrt(2 n_layers));
+    # None = 1/sqrt(d_model). GPT-2's 0.02 makes small models sit far longer on their loss plateaus.
+    init_std: float | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -61,8 +63,8 @@ class TransformerConfig:
             invalid("d_mlp", "must be >= 0 (0 means attention-only)")
         if self.d_model % self.n_heads:
             invalid("n_heads", f"must divide d_model ({self.d_model})")
-        if self.init_std <= 0:
-            invalid("init_std", "must be > 0")
+        if self.init_std is not None and self.init_std <= 0:
+            invalid("init_std", "must be > 0 (or null for 1/sqrt(d_model))")
 
     @property
     def d_head(self) -> int:
@@ -160,7 +162,7 @@ class Transformer(HookedModule):
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Normal(0, init_std) weights, residual-output projections scaled by 1/sqrt(2 n_layers) (GPT-2)."""
-        std = self.cfg.init_std
+        std = self.cfg.init_std or 1 / math.sqrt(self.cfg.d_model)
         for name, p in self.named_parameters():
             if name.endswith("bias"):
                 p.zero_()

@@ -1,0 +1,64 @@
+"""The command line as a user meets it: one clear line and exit code 2 for user errors, nothing created."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "emergelab.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, timeout=300)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "inductoin"], "Unknown experiment 'inductoin'. Did you mean: induction?"),
+        (["run", "--set", "model.n_heads=5"], "model.n_heads=5 is invalid: must divide d_model (48)"),
+        (["run", "--set", "model.d_modle=64"], "Unknown config key 'model.d_modle'. Did you mean: model.d_model"),
+        (["run", "--set", "train.lr=fast"], "Config key 'train.lr' expects float, got 'fast'"),
+        (["run", "--set", "train.lr=-1"], "train.lr=-1.0 is invalid: must be a positive number"),
+        (["run", "--set", "nonsense"], "must look like key=value"),
+        (["run", "--config", "missing.yaml"], "Config file 'missing.yaml' does not exist"),
+    ],
+)
+def test_user_errors_are_one_line_exit_2_and_create_nothing(tmp_path, args, message):
+    r = cli(*args, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, r.stderr
+    assert message in lines[0] and "Traceback" not in r.stderr
+    assert list(tmp_path.iterdir()) == []  # no runs/ folder, no database
+
+
+def test_list_and_empty_store_and_unknown_run(tmp_path):
+    r = cli("list", cwd=tmp_path)
+    assert r.returncode == 0 and "induction" in r.stdout
+    r = cli("list-runs", cwd=tmp_path)
+    assert r.returncode == 2 and "No run store" in r.stderr
+    (tmp_path / "bad.db").write_bytes(b"garbage" * 200)
+    r = cli("show", "x", "--store", "bad.db", cwd=tmp_path)
+    assert r.returncode == 2 and "not a valid SQLite database" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_store_env_var_and_resume_of_unknown_run(tmp_path):
+    env = {"EMERGELAB_STORE": str(tmp_path / "elsewhere" / "e.db")}
+    r = cli("run", "--resume", "nope", cwd=tmp_path, env=env)
+    assert r.returncode == 2 and "No run store" in r.stderr
+
+
+def test_nan_loss_marks_the_run_failed_and_keeps_its_data(tmp_path):
+    r = cli("run", "--no-progress", "--set", "train.lr=1e30", "--set", "train.grad_clip=0",
+            "--set", "train.steps=200", "--set", "train.warmup_steps=0", "--set", "train.log_every=10",
+            "--set", "train.checkpoint_every=10", "--set", "model.d_model=16", "--set", "train.batch_size=8",
+            cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert "Loss became" in r.stderr and "marked failed" in r.stderr and "Traceback" not in r.stderr
+    r = cli("list-runs", cwd=tmp_path)
+    assert "failed" in r.stdout
+    run_dir = next(p for p in (tmp_path / "runs").iterdir() if p.is_dir())
+    assert (run_dir / "config.yaml").exists()
+    assert not (run_dir / "summary.json").exists()
