@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import os
 import platform
 import re
@@ -166,32 +167,82 @@ class Variant:
     cfg: TransformerConfig
 
 
+def cpu_sample() -> tuple[int, int, int] | None:
+    """(total, busy, this process) CPU jiffies so far, from /proc; None where unavailable."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+        with open("/proc/self/stat") as f:
+            own = f.read().rsplit(")", 1)[1].split()
+        return sum(v), sum(v) - v[3] - v[4], int(own[11]) + int(own[12])  # utime + stime, all threads
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def others_share(a: tuple[int, int, int] | None, b: tuple[int, int, int] | None) -> float:
+    """Share of the whole machine that *other* processes used between two cpu_sample()s."""
+    if a is None or b is None or b[0] <= a[0]:
+        return 0.0
+    return max(0.0, ((b[1] - a[1]) - (b[2] - a[2])) / (b[0] - a[0]))
+
+
+@dataclass
+class Rounds:
+    rates: dict[str, list[float]]  # calls/s per clean round
+    clean: int
+    dropped: int  # rounds thrown away because other processes were using the CPUs
+    contended: bool = False  # ran out of time before `repeats` clean rounds: dirty rounds kept
+
+
 def timed_rounds(
-    fns: dict[str, Callable[[], None]], repeats: int, max_calls: int, warmup: int, round_s: float
-) -> dict[str, list[float]]:
-    """Calls/s of each fn in `repeats` interleaved rounds (the order rotates every round).
+    fns: dict[str, Callable[[], None]],
+    repeats: int,
+    max_calls: int,
+    warmup: int,
+    round_s: float,
+    max_other: float = 0.1,
+) -> Rounds:
+    """Calls/s of each fn in interleaved rounds (the model order rotates every round).
 
     After `warmup` untimed calls, each fn gets n = clamp(round_s / t_call, 2, max_calls) calls per
-    round, so a slow model (TransformerLens) does not stretch the run and every round of every
-    model lasts about as long: background load then hits all models alike, and round r of model A
-    can be compared with round r of model B (see paired()).
+    round, so a slow model (TransformerLens) does not stretch the run and every model's share of a
+    round lasts about as long; round r of model A is then compared with round r of model B (see
+    paired()). This machine is shared: when other processes use more than `max_other` of the CPUs
+    during a round (read from /proc), torch's OpenMP threads stall on each other and steps get up to
+    10x slower, so the round is dropped and repeated, until `repeats` clean rounds or a time budget
+    of 3x the nominal duration (then all rounds are kept and the result is flagged as contended).
     """
     n: dict[str, int] = {}
     for k, fn in fns.items():
-        for _ in range(warmup - 1):
-            fn()
-        t0 = time.perf_counter()
-        fn()
-        n[k] = max(2, min(max_calls, round(round_s / max(time.perf_counter() - t0, 1e-6))))
-    rates: dict[str, list[float]] = {k: [] for k in fns}
-    keys = list(fns)
-    for r in range(repeats):
-        for k in keys[r % len(keys) :] + keys[: r % len(keys)]:
+        best = math.inf
+        for _ in range(max(warmup, 2)):
             t0 = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t0)
+        n[k] = max(2, min(max_calls, round(round_s / max(best, 1e-6))))
+    keys = list(fns)
+    clean: dict[str, list[float]] = {k: [] for k in fns}
+    dirty: dict[str, list[float]] = {k: [] for k in fns}
+    deadline = time.monotonic() + 3 * repeats * len(fns) * round_s + 30
+    r = 0
+    while len(clean[keys[0]]) < repeats and time.monotonic() < deadline:
+        rates, worst = {}, 0.0
+        for k in keys[r % len(keys) :] + keys[: r % len(keys)]:
+            s0, t0 = cpu_sample(), time.perf_counter()
             for _ in range(n[k]):
                 fns[k]()
-            rates[k].append(n[k] / (time.perf_counter() - t0))
-    return rates
+            rates[k] = n[k] / (time.perf_counter() - t0)
+            worst = max(worst, others_share(s0, cpu_sample()))
+        r += 1
+        for k, v in rates.items():
+            (clean if worst <= max_other else dirty)[k].append(v)
+        if worst > max_other:
+            print(f"    round {r}: other processes used {worst:.0%} of the CPUs; dropped", flush=True)
+            wait_for_idle(15)
+    n_clean, n_dirty = len(clean[keys[0]]), len(dirty[keys[0]])
+    if n_clean >= max(3, repeats // 2):
+        return Rounds(clean, n_clean, n_dirty)
+    return Rounds({k: clean[k] + dirty[k] for k in keys}, n_clean, n_dirty, contended=True)
 
 
 def paired(a: list[float], b: list[float]) -> tuple[float, float, float]:
@@ -236,20 +287,11 @@ def med(xs: list[float]) -> float:
 
 
 def cpu_busy(interval: float = 1.0) -> float | None:
-    """Fraction of all CPUs busy over `interval` s (from /proc/stat; None where unavailable)."""
-
-    def read() -> tuple[int, int]:
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-        return sum(v), v[3] + v[4]  # total, idle + iowait
-
-    try:
-        t0, i0 = read()
-        time.sleep(interval)
-        t1, i1 = read()
-    except (OSError, ValueError, IndexError):
-        return None
-    return 1 - (i1 - i0) / max(t1 - t0, 1)
+    """Share of the CPUs that other processes used over the next `interval` s (None where unknown)."""
+    s0 = cpu_sample()
+    time.sleep(interval)
+    s1 = cpu_sample()
+    return None if s0 is None or s1 is None else others_share(s0, s1)
 
 
 def wait_for_idle(max_wait: float, threshold: float = 0.2) -> float | None:
@@ -324,7 +366,8 @@ def run_variant(v: Variant, args, batch: int, seq: int) -> dict:
     train = timed_rounds(fns, args.repeats, args.steps, args.warmup, args.round_s)
     print(
         f"  train ({time.perf_counter() - t0:.0f}s): "
-        + ", ".join(f"{k}={med(r):.2f} steps/s [{min(r):.2f}-{max(r):.2f}]" for k, r in train.items())
+        + ", ".join(f"{k}={med(r):.2f} steps/s [{min(r):.2f}-{max(r):.2f}]" for k, r in train.rates.items())
+        + f"; {train.clean} clean rounds, {train.dropped} dropped"
     )
 
     x = batches[0][0]
@@ -335,7 +378,10 @@ def run_variant(v: Variant, args, batch: int, seq: int) -> dict:
     fwd = timed_rounds(ffns, args.repeats, 4 * args.steps, 3, args.round_s / 2)
     print(
         f"  fwd ({time.perf_counter() - t0:.0f}s): "
-        + ", ".join(f"{k}={1000 / med(r):.1f} ms [{1000 / max(r):.1f}-{1000 / min(r):.1f}]" for k, r in fwd.items())
+        + ", ".join(
+            f"{k}={1000 / med(r):.1f} ms [{1000 / max(r):.1f}-{1000 / min(r):.1f}]" for k, r in fwd.rates.items()
+        )
+        + f"; {fwd.clean} clean rounds, {fwd.dropped} dropped"
     )
     return {"variant": v, "counts": counts, "train": train, "fwd": fwd, "n_hooks": n_hooks}
 
@@ -345,9 +391,12 @@ def _ratio(pair: tuple[float, float, float], ok: bool, digits: int = 2) -> str:
     return f"**{m:.{digits}f}** {'✅' if ok else '❌'} ({lo:.{digits}f}–{hi:.{digits}f})"
 
 
-def fmt_section(
-    results: list[dict], args, batch: int, seq: int, cmd: str, load: tuple[str, str], busy: float | None
-) -> str:
+def _rounds(r: Rounds) -> str:
+    s = f"{r.clean} clean" + (f", {r.dropped} dropped" if r.dropped else "")
+    return s + (" — **CONTENDED: machine busy, numbers unreliable**" if r.contended else "")
+
+
+def fmt_section(results: list[dict], args, batch: int, seq: int, cmd: str, load: tuple[str, str]) -> str:
     has_tl = TL_VERSION is not None
     cfg0 = results[0]["variant"].cfg
     L = [SECTION, ""]
@@ -355,9 +404,8 @@ def fmt_section(
     L.append(
         f"- machine: {os.cpu_count()} CPU cores ({platform.machine()}), no GPU, "
         f"`torch.set_num_threads({torch.get_num_threads()})`; load average (1/5/15 min) "
-        f"{load[0]} at start, {load[1]} at end; CPUs busy with other processes just before the start: "
-        + (f"{busy:.0%}" if busy is not None else "n/a")
-        + " (the machine is shared: other work makes every model slower, so read the paired ratios)"
+        f"{load[0]} at start, {load[1]} at end. The machine is shared: rounds during which other processes "
+        f"used > 10% of the CPUs were dropped and re-run (count in the *rounds* column)"
     )
     L.append(
         f"- torch {torch.__version__}, python {platform.python_version()}, transformer-lens "
@@ -373,7 +421,7 @@ def fmt_section(
     L.append(
         f"- workload: batch {batch} x seq {seq}, float32, full training step = forward + cross-entropy + "
         f"backward + AdamW step (lr 1e-3, torch defaults); {args.warmup} warmup steps per model, then "
-        f"{args.repeats} interleaved rounds (order rotates each round) of ~{args.round_s:g} s per model "
+        f"{args.repeats} clean interleaved rounds (order rotates each round) of ~{args.round_s:g} s per model "
         f"(at most {args.steps} steps); steps/s = median over rounds; ratio = median over rounds of the "
         "paired per-round ratio, (min–max) in brackets"
     )
@@ -386,14 +434,14 @@ def fmt_section(
     )
     L.append("- command: `" + cmd + "`")
     L.append("")
-    hdr = "| variant | params ours / plain" + (" / TL" if has_tl else "") + " | ours steps/s | plain steps/s"
+    hdr = "| variant | params ours / plain" + (" / TL" if has_tl else "") + " | rounds | ours steps/s | plain steps/s"
     hdr += " | TL steps/s" if has_tl else ""
     hdr += " | ours/plain (target ≥ 0.95)" + (" | ours/TL (target ≥ 1.8)" if has_tl else "") + " |"
     L.append(hdr)
     L.append("|" + "---|" * (hdr.count("|") - 1))
     for r in results:
-        tr, c = r["train"], r["counts"]
-        row = f"| {r['variant'].name} | " + " / ".join(f"{c[k]:,}" for k in c) + " | "
+        tr, c = r["train"].rates, r["counts"]
+        row = f"| {r['variant'].name} | " + " / ".join(f"{c[k]:,}" for k in c) + f" | {_rounds(r['train'])} | "
         row += f"{med(tr['ours']):.2f} | {med(tr['plain']):.2f} | "
         if has_tl:
             row += f"{med(tr['TL']):.2f} | "
@@ -411,17 +459,17 @@ def fmt_section(
         "time(rwc) / time(fwd), paired per round:"
     )
     L.append("")
-    hdr = "| variant | hooks cached | plain fwd ms | ours fwd ms | ours rwc ms | ours rwc/fwd (target ≤ 1.15)"
+    hdr = "| variant | hooks cached | rounds | plain fwd ms | ours fwd ms | ours rwc ms | ours rwc/fwd (target ≤ 1.15)"
     hdr += " | TL fwd ms | TL rwc ms | TL rwc/fwd | ours rwc vs TL rwc speed |" if has_tl else " |"
     L.append(hdr)
     L.append("|" + "---|" * (hdr.count("|") - 1))
     for r in results:
-        fw = r["fwd"]
+        fw = r["fwd"].rates
         ms = {k: 1000 / med(v) for k, v in fw.items()}
         ov = paired(fw["ours fwd"], fw["ours rwc"])  # rate_fwd / rate_rwc = time_rwc / time_fwd
         row = (
-            f"| {r['variant'].name} | {r['n_hooks']} | {ms['plain fwd']:.1f} | {ms['ours fwd']:.1f} | "
-            f"{ms['ours rwc']:.1f} | " + _ratio(ov, ov[0] <= 1.15) + " |"
+            f"| {r['variant'].name} | {r['n_hooks']} | {_rounds(r['fwd'])} | {ms['plain fwd']:.1f} | "
+            f"{ms['ours fwd']:.1f} | {ms['ours rwc']:.1f} | " + _ratio(ov, ov[0] <= 1.15) + " |"
         )
         if has_tl:
             tov = paired(fw["TL fwd"], fw["TL rwc"])
@@ -445,18 +493,18 @@ def write_section(section: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="3 rounds of ~0.6 s (smoke test, noisy numbers)")
-    ap.add_argument("--repeats", type=int, default=None, help="interleaved rounds (default 7)")
+    ap.add_argument("--quick", action="store_true", help="3 rounds of ~0.5 s (smoke test, noisy numbers)")
+    ap.add_argument("--repeats", type=int, default=None, help="clean interleaved rounds (default 9)")
     ap.add_argument("--steps", type=int, default=20, help="max training steps per model per round")
-    ap.add_argument("--round-s", type=float, default=None, help="target seconds per model per round (default 2)")
+    ap.add_argument("--round-s", type=float, default=None, help="target seconds per model per round (default 1)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed steps per model first (default 5)")
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (the machine has 2 cores)")
     ap.add_argument("--wait-idle", type=float, default=120, help="wait up to this many s for other processes to finish")
     ap.add_argument("--no-write", action="store_true", help="do not touch benchmarks/RESULTS.md")
     args = ap.parse_args()
     q = args.quick
-    args.repeats = args.repeats or (3 if q else 7)
-    args.round_s = args.round_s or (0.6 if q else 2.0)
+    args.repeats = args.repeats or (3 if q else 9)
+    args.round_s = args.round_s or (0.5 if q else 1.0)
     args.warmup = args.warmup or (3 if q else 5)
     torch.set_num_threads(args.threads)
     batch, seq, vocab = 32, 128, 512
@@ -475,7 +523,7 @@ def main() -> None:
     load0, t0 = loadavg(), time.perf_counter()
     results = [run_variant(v, args, batch, seq) for v in variants]
     cmd = "python benchmarks/bench_transformer.py" + " ".join([""] + sys.argv[1:])
-    section = fmt_section(results, args, batch, seq, cmd, (load0, loadavg()), busy)
+    section = fmt_section(results, args, batch, seq, cmd, (load0, loadavg()))
     print(f"\ntotal {time.perf_counter() - t0:.0f}s\n\n" + section)
     if not args.no_write:
         write_section(section)

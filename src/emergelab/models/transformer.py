@@ -90,7 +90,8 @@ class Attention(nn.Module):
         self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()
         self.hook_attn_scores, self.hook_pattern = HookPoint(), HookPoint()
         self.hook_z = HookPoint()
-        self.register_buffer("causal", torch.ones(cfg.n_ctx, cfg.n_ctx).tril().bool(), persistent=False)
+        future = torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool).triu(1)  # True where a key is after the query
+        self.register_buffer("future", future, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
@@ -100,8 +101,10 @@ class Attention(nn.Module):
         v = self.hook_v(qkv[:, :, 2])
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
         if self.hook_pattern.active or self.hook_attn_scores.active:
-            scores = q @ k.transpose(-2, -1) / math.sqrt(self.d_head)  # (B, H, T, T)
-            scores = self.hook_attn_scores(scores.masked_fill(~self.causal[:T, :T], float("-inf")))
+            # scale q (B*T*C values) rather than the scores (B*H*T*T), and mask in place: the
+            # explicit path allocates only the scores and the pattern.
+            scores = (q * (1 / math.sqrt(self.d_head))) @ k.transpose(-2, -1)  # (B, H, T, T)
+            scores = self.hook_attn_scores(scores.masked_fill_(self.future[:T, :T], float("-inf")))
             pattern = self.hook_pattern(scores.softmax(dim=-1))
             z = pattern @ v  # (B, H, T, D)
         else:

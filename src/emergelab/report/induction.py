@@ -358,9 +358,15 @@ def _model_facts(label: str, model: Mapping[str, Any]) -> dict[str, Any]:
             _fmt(abl.get(k))
             for k in ("clean_repeated_loss", "ablated_repeated_loss", "control_repeated_loss")
         )
+        caveat = (
+            "; the control includes previous-token heads, which the induction heads compose with,"
+            " so it hurts too — see each head alone below"
+            if abl.get("control_includes_previous_token_heads")
+            else ""
+        )
         facts.append(
             f"Ablating the induction heads raises repeated-token loss from {clean} to {ablated}"
-            f" (control heads: {control})."
+            f" (as many control heads: {control}{caveat})."
         )
     elif ind:
         facts.append("No ablation results recorded.")
@@ -401,7 +407,8 @@ def _ablation_view(model: Mapping[str, Any]) -> dict[str, Any] | None:
             abl.get("ablated_first_loss"),
         ),
         (
-            "control heads ablated",
+            "control heads ablated" + (" (incl. previous-token heads)"
+                                       if abl.get("control_includes_previous_token_heads") else ""),
             names(abl.get("control_heads")),
             abl.get("control_repeated_loss"),
             abl.get("control_first_loss"),
