@@ -96,9 +96,11 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
         qkv = self.W_qkv(x).view(B, T, 3, self.n_heads, self.d_head)
-        q = self.hook_q(qkv[:, :, 0])  # (B, T, H, D)
-        k = self.hook_k(qkv[:, :, 1])
-        v = self.hook_v(qkv[:, :, 2])
+        if self.hook_q.active or self.hook_k.active or self.hook_v.active:
+            q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # selects: a hook may edit them in place
+        else:
+            q, k, v = qkv.unbind(2)  # backward is one stack, where 3 selects each scatter into zeros
+        q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)  # (B, T, H, D)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
         if self.hook_pattern.active or self.hook_attn_scores.active:
             # scale q (B*T*C values) rather than the scores (B*H*T*T), and mask in place: the
