@@ -1,0 +1,272 @@
+"""The run store: SQLite (WAL) for runs, metrics, artifacts and analysis results.
+
+Default location `runs/emergelab.db` (override with `--store PATH` or `EMERGELAB_STORE`);
+each run also has a directory next to the database: `<store dir>/<run_id>/`.
+
+Every write is one transaction, so a crash never leaves half a row.
+
+Example:
+    >>> store = RunStore("runs/emergelab.db")
+    >>> run = store.create_run("induction", cfg_dict, seed=0)
+    >>> store.log_metrics(run.id, step=100, values={"2L/probe/loss": 3.2})
+    >>> store.metric_series(run.id, "2L/probe/loss")
+    ([100], [3.2])
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import StoreError
+from ..registry import did_you_mean
+
+DEFAULT_STORE = Path("runs") / "emergelab.db"
+STORE_ENV = "EMERGELAB_STORE"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    experiment TEXT NOT NULL,
+    config TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    seed INTEGER,
+    version TEXT,
+    git_commit TEXT,
+    status TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    message TEXT
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (run_id, name, step)
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    PRIMARY KEY (run_id, path)
+);
+CREATE TABLE IF NOT EXISTS results (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (run_id, name)
+);
+"""
+
+STATUSES = ("running", "completed", "failed", "interrupted")
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def git_commit() -> str | None:
+    """The commit of the emergelab source tree (an editable or source install), when there is one."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True,
+            cwd=Path(__file__).resolve().parent,
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def resolve_store_path(path: str | Path | None = None) -> Path:
+    return Path(path or os.environ.get(STORE_ENV) or DEFAULT_STORE)
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    experiment: str
+    config: dict[str, Any]
+    config_hash: str
+    seed: int | None
+    version: str | None
+    git_commit: str | None
+    status: str
+    started_at: str
+    ended_at: str | None
+    message: str | None
+    dir: Path
+
+
+class RunStore:
+    def __init__(self, path: str | Path | None = None, create: bool = True):
+        self.path = resolve_store_path(path)
+        if not self.path.exists() and not create:
+            raise StoreError(f"No run store at '{self.path}' (set --store or {STORE_ENV})")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.executescript(SCHEMA)  # idempotent: CREATE ... IF NOT EXISTS
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"Run store '{self.path}' is not a valid SQLite database ({e})") from None
+
+    @property
+    def root(self) -> Path:
+        """Folder holding the run directories (next to the database)."""
+        return self.path.parent
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    # --- runs -------------------------------------------------------------------------------
+    def new_run_id(self, experiment: str) -> str:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+        return f"{stamp}-{experiment}-{secrets.token_hex(2)}"
+
+    def create_run(
+        self,
+        experiment: str,
+        config: dict[str, Any],
+        config_hash: str,
+        seed: int | None,
+        version: str | None = None,
+        run_id: str | None = None,
+    ) -> Run:
+        run_id = run_id or self.new_run_id(experiment)
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO runs (id, experiment, config, config_hash, seed, version, git_commit, status,"
+                " started_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?)",
+                (run_id, experiment, json.dumps(config), config_hash, seed, version, git_commit(), now()),
+            )
+        return self.get_run(run_id)
+
+    def _row_to_run(self, row: tuple) -> Run:
+        (id_, exp, config, chash, seed, version, commit, status, start, end, msg) = row
+        return Run(id_, exp, json.loads(config), chash, seed, version, commit, status, start, end, msg,
+                   self.root / id_)
+
+    def get_run(self, run_id: str) -> Run:
+        row = self.conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            ids = [r[0] for r in self.conn.execute("SELECT id FROM runs")]
+            prefix = [i for i in ids if i.startswith(run_id) or i.endswith(run_id)]
+            if len(prefix) == 1:
+                return self.get_run(prefix[0])
+            hint = f" It matches several: {', '.join(prefix[:5])}." if prefix else did_you_mean(run_id, ids)
+            raise StoreError(f"Unknown run '{run_id}' in store '{self.path}'.{hint if ids else ''}")
+        return self._row_to_run(row)
+
+    def list_runs(self, experiment: str | None = None) -> list[Run]:
+        q, args = "SELECT * FROM runs", ()
+        if experiment:
+            q, args = q + " WHERE experiment = ?", (experiment,)
+        return [self._row_to_run(r) for r in self.conn.execute(q + " ORDER BY started_at, id", args)]
+
+    def set_status(self, run_id: str, status: str, message: str | None = None) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}")
+        ended = None if status == "running" else now()
+        with self.transaction() as c:
+            c.execute("UPDATE runs SET status = ?, ended_at = ?, message = ? WHERE id = ?",
+                      (status, ended, message, run_id))
+
+    # --- metrics ----------------------------------------------------------------------------
+    def log_metrics(self, run_id: str, step: int, values: dict[str, float]) -> None:
+        with self.transaction() as c:
+            c.executemany(
+                "INSERT OR REPLACE INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)",
+                [(run_id, int(step), k, float(v)) for k, v in values.items()],
+            )
+
+    def delete_metrics_after(self, run_id: str, step: int, prefix: str = "") -> int:
+        """Drop metrics logged after `step` (used on resume: they will be logged again, identically)."""
+        with self.transaction() as c:
+            cur = c.execute(
+                "DELETE FROM metrics WHERE run_id = ? AND step > ? AND name LIKE ? ESCAPE '\\'",
+                (run_id, step, prefix.replace("%", "\\%").replace("_", "\\_") + "%"),
+            )
+            return cur.rowcount
+
+    def metric_names(self, run_id: str, prefix: str = "") -> list[str]:
+        rows = self.conn.execute(
+            "SELECT DISTINCT name FROM metrics WHERE run_id = ? AND substr(name, 1, ?) = ? ORDER BY name",
+            (run_id, len(prefix), prefix),
+        )
+        return [r[0] for r in rows]
+
+    def metric_series(self, run_id: str, name: str) -> tuple[list[int], list[float]]:
+        rows = self.conn.execute(
+            "SELECT step, value FROM metrics WHERE run_id = ? AND name = ? ORDER BY step", (run_id, name)
+        ).fetchall()
+        return [r[0] for r in rows], [r[1] for r in rows]
+
+    def metrics(self, run_id: str, prefix: str = "") -> dict[str, tuple[list[int], list[float]]]:
+        """All series whose name starts with `prefix`: name -> (steps, values)."""
+        out: dict[str, tuple[list[int], list[float]]] = {}
+        rows = self.conn.execute(
+            "SELECT name, step, value FROM metrics WHERE run_id = ? AND substr(name, 1, ?) = ?"
+            " ORDER BY name, step",
+            (run_id, len(prefix), prefix),
+        )
+        for name, step, value in rows:
+            steps, values = out.setdefault(name, ([], []))
+            steps.append(step)
+            values.append(value)
+        return out
+
+    # --- artifacts and results -------------------------------------------------------------
+    def add_artifact(self, run_id: str, path: str | Path, kind: str) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO artifacts (run_id, path, kind) VALUES (?, ?, ?)",
+                      (run_id, str(path), kind))
+
+    def artifacts(self, run_id: str) -> list[tuple[str, str]]:
+        return [tuple(r) for r in self.conn.execute(
+            "SELECT path, kind FROM artifacts WHERE run_id = ? ORDER BY path", (run_id,))]
+
+    def put_result(self, run_id: str, name: str, value: Any) -> None:
+        """Store an analysis result (JSON-serializable) under `name`."""
+        blob = json.dumps(value, allow_nan=False)
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO results (run_id, name, value) VALUES (?, ?, ?)",
+                      (run_id, name, blob))
+
+    def get_result(self, run_id: str, name: str, default: Any = None) -> Any:
+        row = self.conn.execute("SELECT value FROM results WHERE run_id = ? AND name = ?",
+                                (run_id, name)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def delete_results(self, run_id: str, prefix: str = "") -> None:
+        with self.transaction() as c:
+            c.execute("DELETE FROM results WHERE run_id = ? AND substr(name, 1, ?) = ?",
+                      (run_id, len(prefix), prefix))
