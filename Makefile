@@ -28,8 +28,14 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_transformer.py
+# Peers (TransformerLens 3.x) go into their own venv; torch stays pinned so pip never swaps it.
+BENCH := .venv-bench
+bench:
+	test -x $(BENCH)/bin/python || $(PYTHON) -m venv $(BENCH)
+	echo "$(TORCH)" > $(BENCH)/constraints.txt
+	$(BENCH)/bin/python -m pip install --quiet -c $(BENCH)/constraints.txt "$(TORCH)"
+	$(BENCH)/bin/python -m pip install --quiet -c $(BENCH)/constraints.txt -e . -r benchmarks/requirements.txt
+	$(BENCH)/bin/python benchmarks/bench_transformer.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

@@ -23,6 +23,7 @@ import torch
 
 from ..config import from_dict, invalid
 from ..emergence.phase import detect_phase_change
+from ..errors import StoreError
 from ..interpret.ablation import zero_ablate
 from ..interpret.heads import detection_patterns, head_scores, prefix_matching_pattern, stack_patterns
 from ..models.transformer import Transformer, TransformerConfig, per_token_loss
@@ -227,7 +228,7 @@ def _scores_at(metrics: dict, label: str, kind: str, n_layers: int, n_heads: int
         row = []
         for head in range(n_heads):
             steps, values = metrics[f"{label}/heads/{kind}/{head_name(layer, head)}"]
-            i = max(0, min(range(len(steps)), key=lambda j: abs(steps[j] - step)))
+            i = min(range(len(steps)), key=lambda j: abs(steps[j] - step))  # nearest logged step
             row.append(values[i])
         grid.append(row)
     return grid
@@ -242,7 +243,7 @@ def _named(grid: list[list[float]], threshold: float) -> list[dict]:
 def final_model(store: RunStore, run: Run, cfg: InductionConfig, depth: int) -> Transformer:
     found = list_checkpoints(run.dir / "checkpoints" / label_of(depth))
     if not found or found[-1][0] != cfg.train.steps:
-        raise RuntimeError(f"run {run.id}: no final checkpoint for {label_of(depth)}")
+        raise StoreError(f"Run {run.id} has no final checkpoint for {label_of(depth)}; resume it first")
     return load_model(found[-1][1], Transformer(cfg.transformer(depth), seed=None))
 
 
@@ -397,7 +398,7 @@ def report_data(store: RunStore, run: Run) -> dict[str, Any]:
     cfg = from_dict(InductionConfig, run.config)
     summary = store.get_result(run.id, "summary")
     if summary is None:
-        raise RuntimeError(f"run {run.id} has no analysis yet")
+        raise StoreError(f"Run {run.id} has no analysis yet; resume it first")
     models = {}
     for depth in cfg.model.depths:
         label = label_of(depth)

@@ -90,8 +90,9 @@ class Attention(nn.Module):
         self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()
         self.hook_attn_scores, self.hook_pattern = HookPoint(), HookPoint()
         self.hook_z = HookPoint()
-        future = torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool).triu(1)  # True where a key is after the query
-        self.register_buffer("future", future, persistent=False)
+        future = torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool).triu(1)  # a key after its query
+        self.register_buffer("causal_bias", torch.zeros(cfg.n_ctx, cfg.n_ctx).masked_fill(future, float("-inf")),
+                             persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
@@ -103,10 +104,14 @@ class Attention(nn.Module):
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)  # (B, T, H, D)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
         if self.hook_pattern.active or self.hook_attn_scores.active:
-            # scale q (B*T*C values) rather than the scores (B*H*T*T), and mask in place: the
-            # explicit path allocates only the scores and the pattern.
-            scores = (q * (1 / math.sqrt(self.d_head))) @ k.transpose(-2, -1)  # (B, H, T, T)
-            scores = self.hook_attn_scores(scores.masked_fill_(self.future[:T, :T], float("-inf")))
+            # One fused bias + matmul, with q scaled (B*T*C values) rather than the scores (B*H*T*T):
+            # the explicit path allocates only the scores and the pattern.
+            H, D = self.n_heads, self.d_head
+            scores = torch.baddbmm(
+                self.causal_bias[:T, :T], (q * (1 / math.sqrt(D))).reshape(B * H, T, D),
+                k.transpose(-2, -1).reshape(B * H, D, T),
+            ).view(B, H, T, T)
+            scores = self.hook_attn_scores(scores)
             pattern = self.hook_pattern(scores.softmax(dim=-1))
             z = pattern @ v  # (B, H, T, D)
         else:
