@@ -113,10 +113,15 @@ def list_runs(
         out.print("No runs yet. Start one with: emergelab run")
         return
     table = Table(show_header=True, header_style="bold", box=None)
-    for col in ("run id", "experiment", "status", "seed", "started", "ended"):
+    table.add_column("run id", no_wrap=True)  # ids are what users copy: never truncate them
+    for col in ("experiment", "status", "seed", "started (UTC)"):
         table.add_column(col)
+
+    def short(ts: str | None) -> str:
+        return (ts or "")[:16].replace("T", " ")
+
     for r in runs:
-        table.add_row(r.id, r.experiment, r.status, str(r.seed), r.started_at, r.ended_at or "")
+        table.add_row(r.id, r.experiment, r.status, str(r.seed), short(r.started_at))
     out.print(table)
 
 
