@@ -78,3 +78,4 @@ class Registry(Generic[T]):
 experiments: Registry = Registry("experiment")
 models: Registry = Registry("model")
 tasks: Registry = Registry("task")
+estimators: Registry = Registry("estimator")  # scikit-learn shaped classic models (SOM, RBF network)
