@@ -26,3 +26,7 @@ class TrainingDiverged(EmergelabError):
 
 class NotFittedError(EmergelabError, ValueError):
     """An estimator was used before `fit`."""
+
+
+class DataError(EmergelabError):
+    """A dataset file or folder is missing, empty or corrupt."""

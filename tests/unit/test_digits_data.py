@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from emergelab.tasks.digits import DataError, load_digits_data, read_idx, write_idx
+from emergelab.errors import DataError
+from emergelab.tasks.digits import load_digits_data, read_idx, write_idx
 
 
 def test_sklearn_digits_are_the_default():

@@ -18,13 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import EmergelabError
+from ..errors import DataError
 
 IDX_UBYTE = 0x08
-
-
-class DataError(EmergelabError):
-    """A dataset file is missing, empty or corrupt."""
 
 
 def _open(path: Path) -> bytes:
