@@ -1,5 +1,7 @@
 """The model zoo: one file per family, each registered in `emergelab.registry.models`."""
 
+from .attention_pool import AttentionPooling
+from .som import SOM
 from .transformer import Transformer, TransformerConfig
 
-__all__ = ["Transformer", "TransformerConfig"]
+__all__ = ["SOM", "AttentionPooling", "Transformer", "TransformerConfig"]
