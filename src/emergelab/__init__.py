@@ -14,17 +14,19 @@ from .config import ConfigError, load_config  # noqa: E402
 from .errors import EmergelabError, NotFittedError, StoreError, TrainingDiverged  # noqa: E402
 from .hooks import ActivationCache, HookedModule, HookPoint  # noqa: E402
 from .interpret import detection_patterns, head_scores, prefix_matching_pattern, zero_ablate  # noqa: E402
-from .models.transformer import Transformer, TransformerConfig  # noqa: E402
-from .registry import Registry, experiments, models, tasks  # noqa: E402
+from .models import SOM, AttentionPooling, Transformer, TransformerConfig  # noqa: E402
+from .models.rbf import RBFClassifier, RBFLayer, RBFNetwork  # noqa: E402
+from .registry import Registry  # noqa: E402
 from .runs.store import RunStore  # noqa: E402
 from .tasks import InductionTask, InductionTaskConfig  # noqa: E402
 from .train import TrainConfig, load_model, save_model, train  # noqa: E402
 
 __all__ = [
+    "SOM", "AttentionPooling", "RBFClassifier", "RBFLayer", "RBFNetwork",
     "ActivationCache", "ConfigError", "EmergelabError", "HookPoint", "HookedModule", "InductionTask",
     "InductionTaskConfig", "NotFittedError", "Registry", "RunResult", "RunStore", "StoreError",
     "TrainConfig", "TrainingDiverged", "Transformer", "TransformerConfig", "detection_patterns",
-    "experiments", "head_scores", "list_experiments", "load_config", "load_model", "models",
-    "prefix_matching_pattern", "render_report", "run_experiment", "save_model", "tasks", "train",
+    "head_scores", "list_experiments", "load_config", "load_model",
+    "prefix_matching_pattern", "render_report", "run_experiment", "save_model", "train",
     "zero_ablate",
 ]

@@ -1,8 +1,7 @@
 import pytest
 
-from emergelab import experiments
 from emergelab.errors import RegistryError
-from emergelab.registry import Registry
+from emergelab.registry import Registry, experiments
 
 
 def test_unknown_name_suggests_the_close_one():
