@@ -85,6 +85,8 @@ def run_experiment(
     """Validate the config, then train, analyze and report. Nothing is created if the config is bad."""
     exp = experiments.get(name)
     cfg = load_config(exp.config_cls, config, overrides)
+    if exp.check is not None:
+        exp.check(cfg)
     with RunStore(store) as st:
         ctx = RunContext.start(st, name, cfg, progress=progress)
         return _execute(st, ctx, exp, cfg, resume=False)

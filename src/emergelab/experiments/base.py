@@ -5,6 +5,8 @@ An experiment registers one `Experiment` in `emergelab.registry.experiments`:
     train(cfg, ctx, resume)  trains, streaming telemetry to the store (resumable)
     analyze(store, run)      -> summary dict, computed from the store and checkpoints only
     report(store, run)       -> one self-contained HTML page, from the store only
+    check(cfg)               optional: validate inputs beyond the config (e.g. read the data files)
+                             BEFORE a run is created, so bad input leaves nothing behind
 """
 
 from __future__ import annotations
@@ -24,3 +26,4 @@ class Experiment:
     train: Callable[[Any, RunContext, bool], None]
     analyze: Callable[[RunStore, Run], dict[str, Any]]
     report: Callable[[RunStore, Run], str]
+    check: Callable[[Any], None] | None = None
