@@ -28,7 +28,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
-# Peers (TransformerLens 3.x) go into their own venv; torch stays pinned so pip never swaps it.
+# Peers (TransformerLens 3.x, MiniSom) go into their own venv; torch stays pinned so pip never swaps it.
 BENCH := .venv-bench
 bench:
 	test -x $(BENCH)/bin/python || $(PYTHON) -m venv $(BENCH)
@@ -36,6 +36,7 @@ bench:
 	$(BENCH)/bin/python -m pip install --quiet -c $(BENCH)/constraints.txt "$(TORCH)"
 	$(BENCH)/bin/python -m pip install --quiet -c $(BENCH)/constraints.txt -e . -r benchmarks/requirements.txt
 	$(BENCH)/bin/python benchmarks/bench_transformer.py
+	$(BENCH)/bin/python benchmarks/bench_som.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
