@@ -183,15 +183,24 @@ class Transformer(HookedModule):
                 nn.init.normal_(p, 0.0, std * scale, generator=generator)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        B, T = tokens.shape
-        if self.cfg.n_ctx < T:
+        """tokens (B, T) int64 -> logits (B, T, d_vocab)."""
+        x = self.forward_embeds(self.embed(tokens))
+        return self.unembed(x) if self.unembed is not None else x @ self.embed.weight.T  # (B, T, V)
+
+    def forward_embeds(self, embeds: torch.Tensor) -> torch.Tensor:
+        """Continuous inputs (B, T, d_model) -> final residual stream (B, T, d_model), after ln_final.
+
+        For tasks whose inputs are vectors, not tokens (in-context regression: a linear read-in before,
+        a linear read-out after). Positional embeddings and every hook point apply as usual.
+        """
+        B, T, C = embeds.shape
+        if T > self.cfg.n_ctx:
             raise ValueError(f"sequence length {T} exceeds n_ctx={self.cfg.n_ctx}")
-        pos = torch.arange(T, device=tokens.device)
-        x = self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(pos))[None]  # (B, T, C)
+        pos = torch.arange(T, device=embeds.device)
+        x = self.hook_embed(embeds) + self.hook_pos_embed(self.pos_embed(pos))[None]  # (B, T, C)
         for block in self.blocks:
             x = block(x)
-        x = self.ln_final(x)
-        return self.unembed(x) if self.unembed is not None else x @ self.embed.weight.T  # (B, T, V)
+        return self.ln_final(x)
 
     # --- the model contract (tests/contract): a tiny instance and a learnable batch ---------
     @classmethod
