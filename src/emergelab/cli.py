@@ -164,6 +164,34 @@ def report(
     out.print(f"Report: {path}", highlight=False)
 
 
+@app.command("icl-eval")
+@user_errors
+def icl_eval(
+    model: Annotated[Path, typer.Option("--model", help="Local Hugging Face causal LM folder (loaded offline).")],
+    task: Annotated[str, typer.Option(
+        "--task", help="Task YAML file, or a built-in task: sentiment, continent, category.")],
+    shots: Annotated[str, typer.Option("--shots", help="Comma-separated shot counts.")] = "0,1,2,4,8,16",
+    conditions: Annotated[str, typer.Option(
+        "--conditions", help="Comma-separated: gold,random,flipped,unrelated.")] = "gold",
+    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated demonstration seeds.")] = "0,1,2",
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for TASK.json and TASK.csv.")] = Path("runs/icl-eval"),
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Score full prompts (slow; for checking).")] = False,
+) -> None:
+    """k-shot accuracy of a local causal LM on a classification task, by shots and demonstration labels."""
+    from .icl import kshot  # lazy: imports transformers only for this command
+
+    res = kshot.run_icl_eval(model, task, shots, conditions, seeds, out_dir, cached=not no_cache)
+    table = Table(show_header=True, header_style="bold", box=None)
+    for col in ("condition", "shots", "accuracy (90% CI)", "calibrated"):
+        table.add_column(col)
+    for r in res["rows"]:
+        lo, hi = r["accuracy_ci90"]
+        table.add_row(r["condition"], str(r["shots"]), f"{r['accuracy']:.3f} ({lo:.3f}-{hi:.3f})",
+                      f"{r['calibrated_accuracy']:.3f}")
+    out.print(table)
+    out.print(f"Results: {res['json_path']}, {res['csv_path']} (chance {res['chance']:.3f})", highlight=False)
+
+
 def main() -> None:
     try:
         app()

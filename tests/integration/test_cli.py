@@ -23,6 +23,8 @@ def cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedP
         (["run", "--set", "train.lr=-1"], "train.lr=-1.0 is invalid: must be a positive number"),
         (["run", "--set", "nonsense"], "must look like key=value"),
         (["run", "--config", "missing.yaml"], "Config file 'missing.yaml' does not exist"),
+        (["icl-eval", "--model", "nope", "--task", "sentiment"], "Model path 'nope' is not a folder"),
+        (["icl-eval", "--model", ".", "--task", "no-such-task"], "no-such-task"),
     ],
 )
 def test_user_errors_are_one_line_exit_2_and_create_nothing(tmp_path, args, message):
