@@ -361,9 +361,7 @@ def report(store: RunStore, run: Run) -> str:
     from ..report.digits import render_digits_report
 
     data = {
-        "run": {"id": run.id, "experiment": run.experiment, "status": run.status, "started_at": run.started_at,
-                "ended_at": run.ended_at, "config_hash": run.config_hash, "seed": run.seed,
-                "version": run.version, "git_commit": run.git_commit},
+        "run": run.info(),
         "config": run.config,
         "summary": store.get_result(run.id, "summary"),
         "explain": store.get_result(run.id, "explain"),

@@ -606,9 +606,7 @@ def report_data(store: RunStore, run: Run) -> dict[str, Any]:
             "explain": store.get_result(run.id, f"explain/{enc}"),
         }
     return {
-        "run": {"id": run.id, "experiment": run.experiment, "status": run.status, "started_at": run.started_at,
-                "ended_at": run.ended_at, "config_hash": run.config_hash, "seed": run.seed,
-                "version": run.version, "git_commit": run.git_commit},
+        "run": run.info(),
         "config": run.config,
         "corpus": {"texts": data.texts, "labels": data.labels, "classes": data.classes, "train": data.train,
                    "test": data.test, "source": data.source},

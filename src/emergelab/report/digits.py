@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -30,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from emergelab.report import figures as F
-from emergelab.report.html import Section, render_fragment, render_page, to_jsonable
+from emergelab.report.html import Section, config_section, render_fragment, render_page
 
 __all__ = ["example_report_data", "render_digits_report"]
 
@@ -513,30 +512,9 @@ def _embedding_caption(sil: Mapping[str, Mapping[str, float | None]]) -> str:
     return base
 
 
-def _config_text(config: Any) -> str:
-    try:
-        import yaml
-
-        return yaml.safe_dump(to_jsonable(config), sort_keys=False, allow_unicode=True, width=100).strip()
-    except ImportError:  # pragma: no cover - pyyaml is a dependency; json is a readable fallback
-        return json.dumps(to_jsonable(config), indent=2, ensure_ascii=False)
-
-
-def _provenance(run: Mapping[str, Any], summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+def _wall_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     wall = _num(summary.get("wall_seconds"))
-    rows = [
-        ("run id", run.get("id")),
-        ("experiment", run.get("experiment")),
-        ("status", run.get("status")),
-        ("emergelab version", run.get("version")),
-        ("git commit", run.get("git_commit") or "unknown"),
-        ("seed", run.get("seed")),
-        ("config hash", run.get("config_hash")),
-        ("started", run.get("started_at")),
-        ("ended", run.get("ended_at") or "not finished"),
-        ("wall time", None if wall is None else f"{wall:,.1f} s"),
-    ]
-    return [(k, "—" if v is None else str(v)) for k, v in rows]
+    return [] if wall is None else [("wall time", f"{wall:,.1f} s")]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -616,9 +594,6 @@ def render_digits_report(data: Mapping[str, Any]) -> str:
     conf_html = render_fragment(
         "digits_confusion.html", src=_fig_confusion(explain, classes), split=_split_table(summary)
     )
-    config_html = render_fragment(
-        "digits_config.html", config_text=_config_text(data.get("config") or {}), provenance=_provenance(run, summary)
-    )
 
     sections = [
         Section("summary", "Summary", headline,
@@ -638,7 +613,7 @@ def render_digits_report(data: Mapping[str, Any]) -> str:
                 lead="The five units with the highest mean attention weight over the test images of each class."),
         Section("confusion", "Confusion and splits", conf_html,
                 lead="Which classes the model mixes up, and how stable the metrics are across split seeds."),
-        Section("config", "Config and provenance", config_html),
+        config_section(run, data.get("config") or {}, _wall_rows(summary)),
     ]
     commit = run.get("git_commit")
     checks = head["checks"]

@@ -26,7 +26,8 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-__all__ = ["Section", "json_for_script", "render_fragment", "render_page", "read_asset", "to_jsonable"]
+__all__ = ["Section", "config_section", "config_text", "json_for_script", "provenance_rows", "render_fragment",
+           "render_page", "read_asset", "to_jsonable"]
 
 TEMPLATE_PACKAGE = "emergelab.report"
 TEMPLATE_DIR = "templates"
@@ -193,3 +194,33 @@ def _checked_js(src: str) -> str:
     if "<script" in src.lower() or "</script" in src.lower() or "<!--" in src:
         raise ValueError("inline script asset must not contain '<script', '</script' or '<!--'")
     return src
+
+
+def config_text(config: Any) -> str:
+    """A config (nested dict) as readable YAML for the report."""
+    import yaml
+
+    return yaml.safe_dump(to_jsonable(config), sort_keys=False, allow_unicode=True, width=100).strip()
+
+
+def provenance_rows(run: Mapping[str, Any], extra: Sequence[tuple[str, Any]] = ()) -> list[tuple[str, str]]:
+    """(key, value) rows: run id, experiment, status, version, git commit, seed, config hash, times, + extra."""
+    rows = [
+        ("run id", run.get("id")),
+        ("experiment", run.get("experiment")),
+        ("status", run.get("status")),
+        ("emergelab version", run.get("version")),
+        ("git commit", run.get("git_commit") or "unknown"),
+        ("seed", run.get("seed")),
+        ("config hash", run.get("config_hash")),
+        ("started", run.get("started_at")),
+        ("ended", run.get("ended_at") or "not finished"),
+        *extra,
+    ]
+    return [(k, "—" if v is None else str(v)) for k, v in rows]
+
+
+def config_section(run: Mapping[str, Any], config: Any, extra: Sequence[tuple[str, Any]] = ()) -> Section:
+    """The last section of every report: provenance next to the config."""
+    body = render_fragment("provenance.html", provenance=provenance_rows(run, extra), config_text=config_text(config))
+    return Section("config", "Config and provenance", body)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from emergelab.report import figures as F
-from emergelab.report.html import Section, render_fragment, render_page, to_jsonable
+from emergelab.report.html import Section, config_section, render_fragment, render_page
 
 __all__ = ["example_report_data", "render_induction_report", "head_name"]
 
@@ -476,34 +476,13 @@ def _attention_payload(models: Mapping[str, Mapping[str, Any]]) -> dict[str, Any
     return {"models": out}
 
 
-def _config_text(config: Any) -> str:
-    try:
-        import yaml
-
-        return yaml.safe_dump(to_jsonable(config), sort_keys=False, allow_unicode=True, width=100).strip()
-    except Exception:  # pragma: no cover - pyyaml is a dependency; json is a readable fallback
-        import json
-
-        return json.dumps(to_jsonable(config), indent=2, ensure_ascii=False)
-
-
-def _provenance(run: Mapping[str, Any], models: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
-    rows = [
-        ("run id", run.get("id")),
-        ("experiment", run.get("experiment")),
-        ("status", run.get("status")),
-        ("emergelab version", run.get("version")),
-        ("git commit", run.get("git_commit") or "unknown"),
-        ("seed", run.get("seed")),
-        ("config hash", run.get("config_hash")),
-        ("started", run.get("started_at")),
-        ("ended", run.get("ended_at") or "not finished"),
-    ]
+def _wall_rows(models: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
+    rows = []
     for label, model in models.items():
         wall = _summary(model).get("wall_seconds")
         if wall is not None:
             rows.append((f"wall time {label}", f"{float(wall):,.1f} s"))
-    return [(k, "—" if v is None else str(v)) for k, v in rows]
+    return rows
 
 
 # --------------------------------------------------------------------------------------------------
@@ -577,11 +556,6 @@ def render_induction_report(data: Mapping[str, Any]) -> str:
     ablation = render_fragment(
         "induction_ablation.html", models=[(label, _ablation_view(m)) for label, m in models.items()]
     )
-    config = render_fragment(
-        "induction_config.html",
-        config_text=_config_text(data.get("config") or {}),
-        provenance=_provenance(run, models),
-    )
 
     sections = [
         Section(
@@ -624,7 +598,7 @@ def render_induction_report(data: Mapping[str, Any]) -> str:
             lead="Zero-ablating the induction heads should destroy the benefit on repeated tokens; "
             "ablating the same number of other heads (control) should not.",
         ),
-        Section("config", "Config and provenance", config),
+        config_section(run, data.get("config") or {}, _wall_rows(models)),
     ]
     commit = run.get("git_commit")
     meta = {

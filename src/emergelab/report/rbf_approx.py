@@ -28,7 +28,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from emergelab.report import figures as F
-from emergelab.report.html import Section, render_fragment, render_page, to_jsonable
+from emergelab.report.html import Section, config_section, render_fragment, render_page
 
 __all__ = ["render_rbf_approx_report"]
 
@@ -65,14 +65,6 @@ _TEMPLATES = {
 {% endfor %}
 </tbody></table></div>
 <p class="lead">Highlighted rows carry a target. Widths: one value when all units share it, else min–max.</p>
-""",
-    "config": """
-<div class="two-col">
-  <div><h3>Provenance</h3><table class="kv"><tbody>
-  {% for key, value in provenance %}<tr><th>{{ key }}</th><td>{{ value }}</td></tr>{% endfor %}
-  </tbody></table></div>
-  <div><h3>Config</h3><pre class="config">{{ config_text }}</pre></div>
-</div>
 """,
 }
 
@@ -183,20 +175,6 @@ def _fig_function(fn: str, fits: list[Mapping[str, Any]], x_test: np.ndarray, do
 
 
 # --- text pieces ------------------------------------------------------------------------------------------
-def _config_text(config: Any) -> str:
-    import yaml
-
-    return yaml.safe_dump(to_jsonable(config), sort_keys=False, allow_unicode=True, width=100).strip()
-
-
-def _provenance(run: Mapping[str, Any], wall_seconds: float | None) -> list[tuple[str, str]]:
-    rows = [("run id", run.get("id")), ("experiment", run.get("experiment")), ("status", run.get("status")),
-            ("emergelab version", run.get("version")), ("git commit", run.get("git_commit") or "unknown"),
-            ("seed", run.get("seed")), ("config hash", run.get("config_hash")), ("started", run.get("started_at")),
-            ("ended", run.get("ended_at") or "not finished")]
-    if wall_seconds is not None:
-        rows.append(("wall time (fits)", f"{float(wall_seconds):.3f} s"))
-    return [(k, "—" if v is None else str(v)) for k, v in rows]
 
 
 def _width_text(widths: list[float]) -> str:
@@ -247,9 +225,9 @@ def render_rbf_approx_report(data: Mapping[str, Any],
                 lead="How the error on points never seen in training falls as Gaussian units are added."),
         Section("fits", "Fits, basis functions and errors", render_fragment("figure.html", figures=per_function),
                 lead="One row per K. The network is a weighted sum of the Gaussians in the middle column."),
-        Section("config", "Config and provenance",
-                _fragment("config", config_text=_config_text(data.get("config") or {}),
-                          provenance=_provenance(run, data.get("wall_seconds")))),
+        config_section(run, data.get("config") or {},
+                       [] if data.get("wall_seconds") is None
+                       else [("wall time (fits)", f"{float(data['wall_seconds']):.3f} s")]),
     ]
     commit = run.get("git_commit")
     meta = {"run": run.get("id", "—"), "status": run.get("status", "—"), "seed": run.get("seed", "—"),

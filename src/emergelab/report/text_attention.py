@@ -27,11 +27,10 @@ from typing import Any
 
 import jinja2
 import numpy as np
-import yaml
 from markupsafe import Markup
 
 from emergelab.report import figures as F
-from emergelab.report.html import Section, render_fragment, render_page
+from emergelab.report.html import Section, config_section, render_fragment, render_page
 from emergelab.tasks.text import word_spans
 
 __all__ = ["example_report_data", "highlight_segments", "render_text_attention_report"]
@@ -169,18 +168,6 @@ _TEMPLATES = {
   {% endfor %}
   </tbody>
 </table>
-</div>""",
-    "config.html": """<div class="two-col">
-  <div>
-    <h3>Provenance</h3>
-    <table class="kv"><tbody>
-    {% for key, value in provenance %}<tr><th>{{ key }}</th><td>{{ value }}</td></tr>{% endfor %}
-    </tbody></table>
-  </div>
-  <div>
-    <h3>Config</h3>
-    <pre class="config">{{ config_text }}</pre>
-  </div>
 </div>""",
 }
 
@@ -332,18 +319,13 @@ def _text_items(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     return items
 
 
-def _provenance(data: Mapping[str, Any]) -> list[tuple[str, str]]:
-    run = data.get("run") or {}
+def _extra_provenance(data: Mapping[str, Any]) -> list[tuple[str, Any]]:
     corpus = data.get("corpus") or {}
     summary = data.get("summary") or {}
-    rows = [("run id", run.get("id")), ("experiment", run.get("experiment")), ("status", run.get("status")),
-            ("started", run.get("started_at")), ("ended", run.get("ended_at")), ("seed", run.get("seed")),
-            ("config hash", run.get("config_hash")), ("emergelab version", run.get("version")),
-            ("git commit", run.get("git_commit") or "unknown"), ("corpus", corpus.get("source")),
+    return [("corpus", corpus.get("source")),
             ("texts (train / test)", f"{len(corpus.get('train') or [])} / {len(corpus.get('test') or [])}"),
             ("classes", ", ".join(map(str, corpus.get("classes") or []))),
             ("training time (s)", summary.get("wall_seconds"))]
-    return [(k, "—" if v is None else str(v)) for k, v in rows]
 
 
 def render_text_attention_report(data: Mapping[str, Any]) -> str:
@@ -378,8 +360,6 @@ def render_text_attention_report(data: Mapping[str, Any]) -> str:
     words = _render("words.html", encoders=list(encoders), rows=word_rows)
     items = _text_items(data)
     texts = _render("texts.html", encoders=list(encoders), items=items, n_wrong=sum(it["wrong"] for it in items))
-    config_text = yaml.safe_dump(data.get("config") or {}, sort_keys=False)
-    config = _render("config.html", provenance=_provenance(data), config_text=config_text)
 
     sections = [
         Section("summary", "Results", body,
@@ -394,7 +374,7 @@ def render_text_attention_report(data: Mapping[str, Any]) -> str:
         Section("texts", "Every test text, explained", texts,
                 lead="Each word shaded by the attention weight the model gave it; the prediction is the class "
                      "of the attention-weighted sum of the word vectors."),
-        Section("config", "Config and provenance", config),
+        config_section(data.get("run") or {}, data.get("config") or {}, _extra_provenance(data)),
     ]
     if not encoders:
         sections.insert(1, Section("empty", "No encoder", render_fragment("_text.html",

@@ -106,6 +106,12 @@ class Run:
     message: str | None
     dir: Path
 
+    def info(self) -> dict[str, Any]:
+        """Provenance for reports: id, experiment, status, times, config hash, seed, version, git commit."""
+        return {"id": self.id, "experiment": self.experiment, "status": self.status, "started_at": self.started_at,
+                "ended_at": self.ended_at, "config_hash": self.config_hash, "seed": self.seed,
+                "version": self.version, "git_commit": self.git_commit}
+
 
 class RunStore:
     def __init__(self, path: str | Path | None = None, create: bool = True):

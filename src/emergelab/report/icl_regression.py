@@ -1,0 +1,214 @@
+"""Self-contained HTML report for the ``icl-regression`` experiment (in-context regression, Garg et al. 2022).
+
+Sections: the target checks; error vs number of in-context examples k for the transformer and every baseline
+(90% bootstrap intervals) with the table of values and the baseline the transformer tracks; the error over
+training at several k; the config and provenance.
+
+Input is a plain ``dict`` built from the run store by ``experiments.icl_regression.report_data``:
+``run`` (id, experiment, status, ...), ``config``, ``summary`` (d, k_values, error_by_k, tracks, checks),
+``eval`` ({learner: {k, mean, low, high}}), ``metrics`` ({name: {steps, values}}) and ``wall_seconds``.
+
+Example:
+    >>> html = render_icl_regression_report(report_data(store, run))
+    >>> html.startswith("<!DOCTYPE html>")
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from emergelab.report import figures as F
+from emergelab.report.html import Section, render_fragment, render_page, to_jsonable
+
+__all__ = ["render_icl_regression_report"]
+
+TITLE = "In-context regression"
+SUBTITLE = ("A transformer trained on prompts x1, y1, ..., xk, yk, x with a fresh function in every prompt, "
+            "compared with least squares, ridge, 3-nearest-neighbours and averaging (Garg et al. 2022).")
+COLORS = {"transformer": "#d9480f", "least_squares": "#2457a6", "ridge": "#74c0fc", "knn3": "#2b8a3e",
+          "averaging": "#7048e8", "lasso": "#c2255c", "dmmse": "#5c940d"}
+FLOOR = 1e-6  # log axis: errors below this are drawn at it
+
+_TEMPLATES = {
+    "checks": """
+{% if checks %}
+<p><span class="tag {{ 'ok' if n_pass == checks|length else 'bad' }}">{{ n_pass }}/{{ checks|length }} passed</span></p>
+<ul class="checks">
+{% for c in checks %}
+  <li><span>{% if c.passed %}<span class="tag ok">✓ pass</span>{% else %}<span class="tag bad">✗ fail</span>
+  {% endif %}</span><span><span class="name">{{ c.name }}</span>{% if c.detail %}
+  <span class="detail">— {{ c.detail }}</span>{% endif %}</span></li>
+{% endfor %}
+</ul>
+{% else %}<p class="empty">No targets apply to this function class.</p>{% endif %}
+""",
+    "table": """
+<p class="lead">The transformer tracks <b>{{ closest }}</b> most closely (mean |difference| over k:
+{% for name, v in distances %}{{ name }} {{ v }}{% if not loop.last %}, {% endif %}{% endfor %}).</p>
+<div class="table-scroll"><table>
+<thead><tr><th class="num">k</th>{% for name in names %}<th class="num">{{ name }}</th>{% endfor %}</tr></thead>
+<tbody>
+{% for row in rows %}<tr><td class="num">{{ row.k }}</td>{% for v in row.cells %}<td class="num">{{ v }}</td>
+{% endfor %}</tr>
+{% endfor %}
+</tbody></table></div>
+<p class="lead">Normalized squared error (ŷ − y)² / d on {{ n_eval }} fresh prompts; in brackets the 90%
+bootstrap interval of the transformer's mean.</p>
+""",
+    "config": """
+<div class="two-col">
+  <div><h3>Provenance</h3><table class="kv"><tbody>
+  {% for key, value in provenance %}<tr><th>{{ key }}</th><td>{{ value }}</td></tr>{% endfor %}
+  </tbody></table></div>
+  <div><h3>Config</h3><pre class="config">{{ config_text }}</pre></div>
+</div>
+""",
+}
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.DictLoader(_TEMPLATES), autoescape=True,
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def _fragment(name: str, **context: Any) -> Markup:
+    return Markup(_env().get_template(name).render(**context).strip())
+
+
+def _color(name: str, i: int) -> str:
+    return COLORS.get(name, F.MODEL_COLORS[i % len(F.MODEL_COLORS)])
+
+
+def _fig_error_vs_k(evals: Mapping[str, Any], d: int) -> str:
+    with F.report_style():
+        fig, axes = F.new_figure(1, 2, figsize=(10.5, 3.6))
+        for col, log in enumerate((False, True)):
+            ax = axes[0, col]
+            for i, (name, e) in enumerate(evals.items()):
+                k = e["k"]
+                mean = [max(v, FLOOR) if log else v for v in e["mean"]]
+                low = [max(v, FLOOR) if log else v for v in e["low"]]
+                high = [max(v, FLOOR) if log else v for v in e["high"]]
+                lw = 2.4 if name == "transformer" else 1.4
+                ax.plot(k, mean, "o-" if name == "transformer" else "-", lw=lw, ms=3.5, color=_color(name, i),
+                        label=name, zorder=3 if name == "transformer" else 2)
+                ax.fill_between(k, low, high, color=_color(name, i), alpha=0.15, lw=0)
+            ax.axvline(d, color="#adb5bd", ls=":", lw=1.2)
+            ax.set_xlabel("in-context examples k")
+            ax.set_ylabel("(ŷ − y)² / d")
+            if log:
+                ax.set_yscale("log")
+                ax.set_title("log scale")
+            else:
+                ax.set_ylim(0, 1.6)
+                ax.set_title(f"error vs k (dotted: k = d = {d})")
+                ax.legend(frameon=False, fontsize=8)
+        return F.fig_to_data_uri(fig)
+
+
+def _fig_training(metrics: Mapping[str, Any], d: int, n: int) -> str:
+    ks = sorted({k for k in (0, 1, d // 2, d - 1, d, 2 * d, n - 1) if 0 <= k < n})
+    with F.report_style():
+        fig, axes = F.new_figure(1, 2, figsize=(10.5, 3.4))
+        ax = axes[0, 0]
+        found = False
+        for i, k in enumerate(ks):
+            m = metrics.get(f"probe/err_k{k}")
+            if m:
+                found = True
+                ax.plot(m["steps"], [max(v, FLOOR) for v in m["values"]], lw=1.6,
+                        color=F.MODEL_COLORS[i % len(F.MODEL_COLORS)] if i < 6 else "#495057", label=f"k = {k}")
+        if found:
+            ax.set_yscale("log")
+            ax.legend(frameon=False, fontsize=8, ncol=2)
+        else:
+            F.no_data(ax)
+        ax.set_title("probe error by k over training")
+        F.step_axis(ax)
+        ax = axes[0, 1]
+        m = metrics.get("train/loss")
+        if m:
+            ax.plot(m["steps"], m["values"], color=F.TRAIN_COLOR, lw=1.4)
+            ax.set_yscale("log")
+        else:
+            F.no_data(ax)
+        ax.set_title("training loss (MSE over all positions)")
+        F.step_axis(ax)
+        return F.fig_to_data_uri(fig)
+
+
+def _config_text(config: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(to_jsonable(config), sort_keys=False, allow_unicode=True, width=100).strip()
+
+
+def _provenance(run: Mapping[str, Any], wall_seconds: float | None) -> list[tuple[str, str]]:
+    rows = [("run id", run.get("id")), ("experiment", run.get("experiment")), ("status", run.get("status")),
+            ("emergelab version", run.get("version")), ("git commit", run.get("git_commit") or "unknown"),
+            ("seed", run.get("seed")), ("config hash", run.get("config_hash")), ("started", run.get("started_at")),
+            ("ended", run.get("ended_at") or "not finished")]
+    if wall_seconds is not None:
+        rows.append(("wall time (training)", f"{float(wall_seconds):.1f} s"))
+    return [(k, "—" if v is None else str(v)) for k, v in rows]
+
+
+def render_icl_regression_report(data: Mapping[str, Any]) -> str:
+    """The full self-contained HTML page of an ``icl-regression`` run."""
+    run = dict(data.get("run") or {})
+    summary = dict(data.get("summary") or {})
+    evals = dict(data.get("eval") or {})
+    metrics = dict(data.get("metrics") or {})
+    checks = [dict(c) for c in summary.get("checks") or []]
+    n_pass = sum(bool(c.get("passed")) for c in checks)
+    d = int(summary.get("d", 1))
+    k_values = list(summary.get("k_values") or [])
+    names = list(evals)
+    rows = []
+    for i, k in enumerate(k_values):
+        values = []
+        for name in names:
+            e = evals[name]
+            cell = f"{e['mean'][i]:.4f}"
+            if name == "transformer":
+                cell += f" [{e['low'][i]:.4f}, {e['high'][i]:.4f}]"
+            values.append(cell)
+        rows.append({"k": k, "cells": values})
+    tr = dict(summary.get("tracks") or {})
+    distances = sorted((tr.get("mean_abs_difference") or {}).items(), key=lambda kv: kv[1])
+    n_eval = (data.get("config") or {}).get("analysis", {}).get("eval_size", "—")
+
+    curves = Markup("\n").join([
+        render_fragment("figure.html", figures=[{
+            "src": _fig_error_vs_k(evals, d), "alt": "Error vs number of in-context examples",
+            "caption": "Mean normalized squared error by k with 90% bootstrap bands. Least squares falls as "
+                       "1 − k/d and reaches 0 at k = d; averaging falls as (d + 1)/k."}]),
+        _fragment("table", names=names, rows=rows, closest=tr.get("closest", "—"),
+                  distances=[(n, f"{v:.4f}") for n, v in distances], n_eval=n_eval),
+    ])
+    sections = [
+        Section("checks", "Target checks", _fragment("checks", checks=checks, n_pass=n_pass),
+                lead="Whether the issue's targets hold on this run (dense linear functions only)."),
+        Section("curves", "Error vs in-context examples", curves,
+                lead="How the prediction improves with more examples in the prompt, next to known learners."),
+        Section("training", "Error over training",
+                render_fragment("figure.html", figures=[{
+                    "src": _fig_training(metrics, d, len(k_values)), "alt": "Probe error over training",
+                    "caption": "Error on a fixed probe batch at several k, logged during training."}]),
+                lead="When in-context learning appears: the error at large k falls while k = 0 stays at 1."),
+        Section("config", "Config and provenance",
+                _fragment("config", config_text=_config_text(data.get("config") or {}),
+                          provenance=_provenance(run, data.get("wall_seconds")))),
+    ]
+    commit = run.get("git_commit")
+    meta = {"run": run.get("id", "—"), "status": run.get("status", "—"), "seed": run.get("seed", "—"),
+            "d": d, "tracks": tr.get("closest", "—"), "commit": str(commit)[:10] if commit else "unknown",
+            "checks": f"{n_pass}/{len(checks)} passed" if checks else "none"}
+    return render_page(TITLE, sections, subtitle=SUBTITLE, meta=meta)
