@@ -1,0 +1,55 @@
+"""A reduced `icl-classification` run (about 15 s): summary keys and ranges, training moved the probes,
+and the report is rebuilt from the store alone."""
+
+import json
+
+import pytest
+
+import emergelab.experiments.icl_classification  # noqa: F401  (registers the experiment)
+from emergelab import render_report, run_experiment
+from emergelab.runs.store import RunStore
+
+REDUCED = [
+    "seed=0", "threads=1", "task.n_classes=64", "task.dim=31", "model.d_model=32", "train.steps=300",
+    "train.batch_size=64", "train.log_every=50", "train.checkpoint_every=150", "analysis.probe_size=128",
+    "analysis.eval_size=256",
+]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    store = tmp_path_factory.mktemp("icl_cls") / "e.db"
+    return run_experiment("icl-classification", overrides=REDUCED, store=store, progress=False), store
+
+
+def test_summary_keys_and_ranges(finished):
+    result, _ = finished
+    s = json.loads((result.run_dir / "summary.json").read_text())
+    assert set(s["final"]) >= {"icl_accuracy", "iwl_accuracy", "flip_follows_context", "flip_follows_weights"}
+    assert all(0 <= v <= 1 for v in s["final"].values())
+    assert set(s["phase_change"]) >= {"detected", "start_step", "end_step", "reason"}
+    assert s["checks"] and all({"name", "passed", "detail"} <= set(c) for c in s["checks"])
+    assert len(s["head_scores_final"]["induction"]) == 2 and len(s["head_scores_final"]["induction"][0]) == 2
+    assert all(0 <= v <= 1 for grid in s["head_scores_final"].values() for row in grid for v in row)
+
+
+def test_training_ran_and_beat_chance(finished):
+    result, store = finished
+    s = result.summary
+    # with only 64 classes, 300 steps memorise class -> label well above chance (1/32)
+    assert s["final"]["iwl_accuracy"] > 4 * s["chance"]
+    assert s["final"]["flip_follows_weights"] > 2 * s["chance"]
+    with RunStore(store, create=False) as st:
+        steps, loss = st.metric_series(result.run_id, "train/loss")
+        assert steps[-1] == 300 and loss[-1] < loss[0]
+        steps, icl = st.metric_series(result.run_id, "probe/icl_accuracy")
+        assert steps[0] == 0 and icl[-1] > icl[0]
+
+
+def test_report_from_store(finished):
+    result, store = finished
+    html = (result.run_dir / "report.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and "In-context vs in-weights" in html
+    assert html.count("data:image/png;base64") >= 2
+    again = render_report(result.run_id, store=store).read_text()
+    assert again.startswith("<!DOCTYPE html>")
