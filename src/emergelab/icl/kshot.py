@@ -104,7 +104,7 @@ def _resolve_task_path(path: str | Path) -> Path:
     if p.is_file():
         return p
     if p.suffix == "" and p.name in builtin_tasks():
-        return Path(str(resources.files("emergelab.icl").joinpath(TASKS_DIR, f"{p.name}.yaml")))
+        return Path(str(resources.files("emergelab.icl") / TASKS_DIR / f"{p.name}.yaml"))
     raise TaskError(f"Task file '{path}' not found (built-in tasks: {', '.join(builtin_tasks())})")
 
 
