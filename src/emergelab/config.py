@@ -243,8 +243,12 @@ def load_config(
     overrides: list[str] | None = None,
     base: dict[str, Any] | None = None,
 ) -> C:
-    """defaults <- `base` (e.g. a stored run's config) <- YAML file <- `--set` overrides, validated."""
-    tree: dict[str, Any] = dict(base or {})
+    """defaults <- `base` (e.g. a stored run's config) <- YAML file <- `--set` overrides, validated.
+
+    Starts from the full default instance, so overriding one field of a section keeps the section's
+    other defaults, including those an experiment sets through `default_factory`.
+    """
+    tree: dict[str, Any] = _deep_merge(to_dict(cls()), base or {})
     if path is not None:
         tree = _deep_merge(tree, read_yaml(path))
     for text in overrides or []:

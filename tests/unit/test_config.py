@@ -83,3 +83,14 @@ def test_parse_override_and_hash():
         parse_override("nonsense")
     assert config_hash(Outer()) == config_hash(load_config(Outer))
     assert config_hash(Outer()) != config_hash(load_config(Outer, overrides=["seed=1"]))
+
+
+def test_overriding_one_field_keeps_the_experiments_section_defaults(tmp_path):
+    default = InductionConfig()
+    cfg = load_config(InductionConfig, overrides=["train.steps=10"])
+    assert cfg.train.steps == 10
+    assert cfg.train.lr == default.train.lr and cfg.train.checkpoint_every == default.train.checkpoint_every
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  batch_size: 8\n")
+    cfg = load_config(InductionConfig, path)
+    assert cfg.train.batch_size == 8 and cfg.train.lr == default.train.lr
