@@ -335,9 +335,7 @@ def report_data(store: RunStore, run: Run) -> dict[str, Any]:
         raise StoreError(f"Run {run.id} has no analysis yet; resume it first")
     metrics = store.metrics(run.id)
     return {
-        "run": {"id": run.id, "experiment": run.experiment, "status": run.status, "started_at": run.started_at,
-                "ended_at": run.ended_at, "config_hash": run.config_hash, "seed": run.seed,
-                "version": run.version, "git_commit": run.git_commit},
+        "run": run.info(),
         "config": run.config,
         "summary": summary,
         "eval": evals,

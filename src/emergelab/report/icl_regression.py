@@ -24,7 +24,7 @@ import jinja2
 from markupsafe import Markup
 
 from emergelab.report import figures as F
-from emergelab.report.html import Section, render_fragment, render_page, to_jsonable
+from emergelab.report.html import Section, config_section, render_fragment, render_page
 
 __all__ = ["render_icl_regression_report"]
 
@@ -60,14 +60,6 @@ _TEMPLATES = {
 </tbody></table></div>
 <p class="lead">Normalized squared error (ŷ − y)² / d on {{ n_eval }} fresh prompts; in brackets the 90%
 bootstrap interval of the transformer's mean.</p>
-""",
-    "config": """
-<div class="two-col">
-  <div><h3>Provenance</h3><table class="kv"><tbody>
-  {% for key, value in provenance %}<tr><th>{{ key }}</th><td>{{ value }}</td></tr>{% endfor %}
-  </tbody></table></div>
-  <div><h3>Config</h3><pre class="config">{{ config_text }}</pre></div>
-</div>
 """,
 }
 
@@ -144,20 +136,6 @@ def _fig_training(metrics: Mapping[str, Any], d: int, n: int) -> str:
         return F.fig_to_data_uri(fig)
 
 
-def _config_text(config: Any) -> str:
-    import yaml
-
-    return yaml.safe_dump(to_jsonable(config), sort_keys=False, allow_unicode=True, width=100).strip()
-
-
-def _provenance(run: Mapping[str, Any], wall_seconds: float | None) -> list[tuple[str, str]]:
-    rows = [("run id", run.get("id")), ("experiment", run.get("experiment")), ("status", run.get("status")),
-            ("emergelab version", run.get("version")), ("git commit", run.get("git_commit") or "unknown"),
-            ("seed", run.get("seed")), ("config hash", run.get("config_hash")), ("started", run.get("started_at")),
-            ("ended", run.get("ended_at") or "not finished")]
-    if wall_seconds is not None:
-        rows.append(("wall time (training)", f"{float(wall_seconds):.1f} s"))
-    return [(k, "—" if v is None else str(v)) for k, v in rows]
 
 
 def render_icl_regression_report(data: Mapping[str, Any]) -> str:
@@ -203,9 +181,9 @@ def render_icl_regression_report(data: Mapping[str, Any]) -> str:
                     "src": _fig_training(metrics, d, len(k_values)), "alt": "Probe error over training",
                     "caption": "Error on a fixed probe batch at several k, logged during training."}]),
                 lead="When in-context learning appears: the error at large k falls while k = 0 stays at 1."),
-        Section("config", "Config and provenance",
-                _fragment("config", config_text=_config_text(data.get("config") or {}),
-                          provenance=_provenance(run, data.get("wall_seconds")))),
+        config_section(run, data.get("config") or {},
+                       [] if data.get("wall_seconds") is None
+                       else [("wall time", f"{float(data['wall_seconds']):,.1f} s")]),
     ]
     commit = run.get("git_commit")
     meta = {"run": run.get("id", "—"), "status": run.get("status", "—"), "seed": run.get("seed", "—"),
