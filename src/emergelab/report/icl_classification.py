@@ -42,18 +42,6 @@ PROBE_LABELS = {
 }
 
 _TEMPLATES = {
-    "checks": """
-{% if checks %}
-<p><span class="tag {{ 'ok' if n_pass == checks|length else 'bad' }}">{{ n_pass }}/{{ checks|length }} passed</span></p>
-<ul class="checks">
-{% for c in checks %}
-  <li><span>{% if c.passed %}<span class="tag ok">✓ pass</span>{% else %}<span class="tag bad">✗ fail</span>
-  {% endif %}</span><span><span class="name">{{ c.name }}</span>{% if c.detail %}
-  <span class="detail">— {{ c.detail }}</span>{% endif %}</span></li>
-{% endfor %}
-</ul>
-{% else %}<p class="empty">No checks were recorded for this run.</p>{% endif %}
-""",
     "final": """
 <div class="table-scroll"><table>
 <thead><tr><th>probe</th><th class="num">final (fresh eval set)</th><th class="num">last telemetry</th></tr></thead>
@@ -179,7 +167,7 @@ def render_icl_classification_report(data: Mapping[str, Any]) -> str:
                    "probe) — the in-context look-up, an induction-style head."}])
 
     sections = [
-        Section("checks", "Target checks", _fragment("checks", checks=checks, n_pass=n_pass),
+        Section("checks", "Target checks", render_fragment("checks.html", checks=checks, n_pass=n_pass),
                 lead="Whether the experiment's targets for this configuration hold on this run."),
         Section("accuracy", "In-context vs in-weights accuracy", accuracy,
                 lead="Probe accuracies logged during training, and the final numbers on fresh probes."),

@@ -36,18 +36,6 @@ COLORS = {"transformer": "#d9480f", "least_squares": "#2457a6", "ridge": "#74c0f
 FLOOR = 1e-6  # log axis: errors below this are drawn at it
 
 _TEMPLATES = {
-    "checks": """
-{% if checks %}
-<p><span class="tag {{ 'ok' if n_pass == checks|length else 'bad' }}">{{ n_pass }}/{{ checks|length }} passed</span></p>
-<ul class="checks">
-{% for c in checks %}
-  <li><span>{% if c.passed %}<span class="tag ok">✓ pass</span>{% else %}<span class="tag bad">✗ fail</span>
-  {% endif %}</span><span><span class="name">{{ c.name }}</span>{% if c.detail %}
-  <span class="detail">— {{ c.detail }}</span>{% endif %}</span></li>
-{% endfor %}
-</ul>
-{% else %}<p class="empty">No targets apply to this function class.</p>{% endif %}
-""",
     "table": """
 <p class="lead">The transformer tracks <b>{{ closest }}</b> most closely (mean |difference| over k:
 {% for name, v in distances %}{{ name }} {{ v }}{% if not loop.last %}, {% endif %}{% endfor %}).</p>
@@ -172,7 +160,9 @@ def render_icl_regression_report(data: Mapping[str, Any]) -> str:
                   distances=[(n, f"{v:.4f}") for n, v in distances], n_eval=n_eval),
     ])
     sections = [
-        Section("checks", "Target checks", _fragment("checks", checks=checks, n_pass=n_pass),
+        Section("checks", "Target checks",
+                render_fragment("checks.html", checks=checks, n_pass=n_pass,
+                                empty_text="No targets apply to this function class."),
                 lead="Whether the issue's targets hold on this run (dense linear functions only)."),
         Section("curves", "Error vs in-context examples", curves,
                 lead="How the prediction improves with more examples in the prompt, next to known learners."),

@@ -42,18 +42,6 @@ TARGET_COLOR = "#212529"
 BASIS_CMAP = "viridis"
 
 _TEMPLATES = {
-    "checks": """
-{% if checks %}
-<p><span class="tag {{ 'ok' if n_pass == checks|length else 'bad' }}">{{ n_pass }}/{{ checks|length }} passed</span></p>
-<ul class="checks">
-{% for c in checks %}
-  <li><span>{% if c.passed %}<span class="tag ok">✓ pass</span>{% else %}<span class="tag bad">✗ fail</span>
-  {% endif %}</span><span><span class="name">{{ c.name }}</span>{% if c.detail %}
-  <span class="detail">— {{ c.detail }}</span>{% endif %}</span></li>
-{% endfor %}
-</ul>
-{% else %}<p class="empty">No checks were recorded for this run.</p>{% endif %}
-""",
     "table": """
 <div class="table-scroll"><table>
 <thead><tr><th>function</th><th class="num">K</th><th class="num">width s</th>
@@ -219,7 +207,7 @@ def render_rbf_approx_report(data: Mapping[str, Any],
         })
 
     sections = [
-        Section("checks", "Target checks", _fragment("checks", checks=checks, n_pass=n_pass),
+        Section("checks", "Target checks", render_fragment("checks.html", checks=checks, n_pass=n_pass),
                 lead="Whether the experiment's targets hold on this run."),
         Section("results", "Error vs number of centers", results,
                 lead="How the error on points never seen in training falls as Gaussian units are added."),
