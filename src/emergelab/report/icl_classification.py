@@ -17,10 +17,8 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 
-import jinja2
 from markupsafe import Markup
 
 from emergelab.report import figures as F
@@ -41,28 +39,9 @@ PROBE_LABELS = {
     "flip_follows_weights": "label flip: follows the weights",
 }
 
-_TEMPLATES = {
-    "final": """
-<div class="table-scroll"><table>
-<thead><tr><th>probe</th><th class="num">final (fresh eval set)</th><th class="num">last telemetry</th></tr></thead>
-<tbody>
-{% for r in rows %}<tr><td>{{ r.name }}</td><td class="num">{{ r.final }}</td><td class="num">{{ r.probe }}</td></tr>
-{% endfor %}
-</tbody></table></div>
-<p class="lead">Chance is {{ chance }} (1 / number of labels). {{ phase_text }}</p>
-""",
-}
 
 
-@lru_cache(maxsize=1)
-def _env() -> jinja2.Environment:
-    # autoescape on: config values and run fields all reach the page escaped
-    return jinja2.Environment(loader=jinja2.DictLoader(_TEMPLATES), autoescape=True,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
-
-def _fragment(name: str, **context: Any) -> Markup:
-    return Markup(_env().get_template(name).render(**context).strip())
 
 
 def _fmt(x: Any) -> str:
@@ -158,7 +137,7 @@ def render_icl_classification_report(data: Mapping[str, Any]) -> str:
                        "permuted, the fraction of predictions that follow the context vs the weights. Dotted: "
                        "chance; dashed: copying a random context label; shaded: the ICL phase-change window "
                        "(detected on ICL accuracy above the copying level)."}]),
-        _fragment("final", rows=rows, chance=_fmt(chance), phase_text=_phase_text(phase)),
+        render_fragment("icl_classification_final.html", rows=rows, chance=_fmt(chance), phase_text=_phase_text(phase)),
     ])
     heads = render_fragment("figure.html", figures=[{
         "src": _fig_heads(metrics, phase), "alt": "Head scores over training",

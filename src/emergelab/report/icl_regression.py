@@ -17,10 +17,8 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 
-import jinja2
 from markupsafe import Markup
 
 from emergelab.report import figures as F
@@ -35,31 +33,9 @@ COLORS = {"transformer": "#d9480f", "least_squares": "#2457a6", "ridge": "#74c0f
           "averaging": "#7048e8", "lasso": "#c2255c", "dmmse": "#5c940d"}
 FLOOR = 1e-6  # log axis: errors below this are drawn at it
 
-_TEMPLATES = {
-    "table": """
-<p class="lead">The transformer tracks <b>{{ closest }}</b> most closely (mean |difference| over k:
-{% for name, v in distances %}{{ name }} {{ v }}{% if not loop.last %}, {% endif %}{% endfor %}).</p>
-<div class="table-scroll"><table>
-<thead><tr><th class="num">k</th>{% for name in names %}<th class="num">{{ name }}</th>{% endfor %}</tr></thead>
-<tbody>
-{% for row in rows %}<tr><td class="num">{{ row.k }}</td>{% for v in row.cells %}<td class="num">{{ v }}</td>
-{% endfor %}</tr>
-{% endfor %}
-</tbody></table></div>
-<p class="lead">Normalized squared error (ŷ − y)² / d on {{ n_eval }} fresh prompts; in brackets the 90%
-bootstrap interval of the transformer's mean.</p>
-""",
-}
 
 
-@lru_cache(maxsize=1)
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.DictLoader(_TEMPLATES), autoescape=True,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
-
-def _fragment(name: str, **context: Any) -> Markup:
-    return Markup(_env().get_template(name).render(**context).strip())
 
 
 def _color(name: str, i: int) -> str:
@@ -156,7 +132,7 @@ def render_icl_regression_report(data: Mapping[str, Any]) -> str:
             "src": _fig_error_vs_k(evals, d), "alt": "Error vs number of in-context examples",
             "caption": "Mean normalized squared error by k with 90% bootstrap bands. Least squares falls as "
                        "1 − k/d and reaches 0 at k = d; averaging falls as (d + 1)/k."}]),
-        _fragment("table", names=names, rows=rows, closest=tr.get("closest", "—"),
+        render_fragment("icl_regression_table.html", names=names, rows=rows, closest=tr.get("closest", "—"),
                   distances=[(n, f"{v:.4f}") for n, v in distances], n_eval=n_eval),
     ])
     sections = [

@@ -18,10 +18,8 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from functools import lru_cache
 from typing import Any
 
-import jinja2
 import numpy as np
 from markupsafe import Markup
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -41,31 +39,9 @@ ERROR_FLOOR = 1e-17  # |error| below this is drawn at it: a log axis cannot show
 TARGET_COLOR = "#212529"
 BASIS_CMAP = "viridis"
 
-_TEMPLATES = {
-    "table": """
-<div class="table-scroll"><table>
-<thead><tr><th>function</th><th class="num">K</th><th class="num">width s</th>
-<th class="num">max abs error</th><th class="num">RMSE (held-out)</th><th class="num">RMSE (train)</th></tr></thead>
-<tbody>
-{% for r in rows %}<tr{% if r.target %} class="hl"{% endif %}><td class="mono">{{ r.function }}</td>
-<td class="num">{{ r.k }}</td><td class="num">{{ r.width }}</td><td class="num">{{ r.max_abs_error }}</td>
-<td class="num">{{ r.rmse }}</td><td class="num">{{ r.train_rmse }}</td></tr>
-{% endfor %}
-</tbody></table></div>
-<p class="lead">Highlighted rows carry a target. Widths: one value when all units share it, else min–max.</p>
-""",
-}
 
 
-@lru_cache(maxsize=1)
-def _env() -> jinja2.Environment:
-    # autoescape on: function names, config values and run fields all reach the page escaped
-    return jinja2.Environment(loader=jinja2.DictLoader(_TEMPLATES), autoescape=True,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
-
-def _fragment(name: str, **context: Any) -> Markup:
-    return Markup(_env().get_template(name).render(**context).strip())
 
 
 def _sci(x: Any) -> str:
@@ -194,7 +170,7 @@ def render_rbf_approx_report(data: Mapping[str, Any],
             "src": _fig_error_vs_k(fits, targets), "alt": "Held-out error vs number of centers",
             "caption": "Maximum absolute error and RMSE on the held-out points, log scale; triangles mark the "
                        "targets (the error must end at or below them)."}]),
-        _fragment("table", rows=rows),
+        render_fragment("rbf_approx_table.html", rows=rows),
     ])
     per_function = []
     for fn in dict.fromkeys(f["function"] for f in fits):

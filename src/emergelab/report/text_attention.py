@@ -22,12 +22,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 from typing import Any
 
-import jinja2
 import numpy as np
-from markupsafe import Markup
 
 from emergelab.report import figures as F
 from emergelab.report.html import Section, config_section, render_fragment, render_page
@@ -42,134 +39,6 @@ SUBTITLE = (
 )
 SHADE_RGB = "217, 72, 15"  # the report's accent orange; opacity carries the weight
 
-_TEMPLATES = {
-    "style.html": """<style>
-.ta-text { line-height: 1.9; }
-.ta-text .w { border-radius: 3px; padding: 1px 0; }
-.ta-text .w.top { outline: 1px solid rgba(217, 72, 15, .9); }
-.ta-texts td { vertical-align: top; }
-.ta-texts td.ta-idx { color: var(--muted); font-family: var(--mono); font-size: .8rem; white-space: nowrap; }
-.ta-pred { display: block; margin-bottom: 2px; font-size: .82rem; }
-.ta-chip { display: inline-block; font-family: var(--mono); font-size: .82rem; padding: 0 6px; margin: 1px 2px;
-  border-radius: 4px; background: #fff1e8; color: var(--ind); }
-.ta-chip small { color: var(--muted); }
-.ta-scale { display: inline-block; width: 110px; height: 10px; vertical-align: middle; border: 1px solid var(--line);
-  background: linear-gradient(90deg, rgba(217, 72, 15, 0), rgba(217, 72, 15, .85)); }
-</style>""",
-    # Whitespace control matters here: the gaps between words come from the text itself.
-    "shaded.html": """{% macro shaded(segs) -%}
-<span class="ta-text">
-{%- for s in segs -%}
-  {%- if s.w is none -%}{{ s.text }}
-  {%- else -%}
-    <span class="w{{ ' top' if s.top }}" style="background-color: rgba({{ rgb }}, {{ '%.3f' | format(s.a) }})"
-      title="attention {{ '%.3f' | format(s.w) }}">{{ s.text }}</span>
-  {%- endif -%}
-{%- endfor -%}
-</span>
-{%- endmacro %}""",
-    "checks.html": """<h3>Target checks
-  {% if checks %}
-  <span class="tag {{ 'ok' if n_pass == checks|length else 'bad' }}">{{ n_pass }}/{{ checks|length }} passed</span>
-  {% endif %}
-</h3>
-{% if checks %}
-<ul class="checks">
-  {% for c in checks %}
-  <li>
-    <span>{% if c.passed %}<span class="tag ok">✓ pass</span>
-      {%- else %}<span class="tag bad">✗ fail</span>{% endif %}</span>
-    <span><span class="name">{{ c.name }}</span>
-      {%- if c.detail %} <span class="detail">— {{ c.detail }}</span>{% endif %}</span>
-  </li>
-  {% endfor %}
-</ul>
-{% else %}
-<p class="empty">No checks were recorded for this run.</p>
-{% endif %}""",
-    "summary.html": """{% include "style.html" %}
-{% if notes %}
-<ul class="checks">
-  {% for n in notes %}<li><span><span class="tag">note</span></span><span>{{ n }}</span></li>{% endfor %}
-</ul>
-{% endif %}
-<div class="table-scroll">
-<table>
-  <thead><tr><th>encoder</th><th class="num">test accuracy</th><th class="num">macro F1</th>
-    <th class="num">train accuracy</th><th class="num">confidence lost, top word removed</th>
-    <th class="num">… random word removed</th><th class="num">training time (s)</th></tr></thead>
-  <tbody>
-  {% for r in rows %}
-    <tr{% if r.best %} class="hl"{% endif %}>
-      <td><b>{{ r.name }}</b>{% if r.best %} <span class="tag ok">best</span>{% endif %}
-        <br><span class="attn-hint">{{ r.what }}</span></td>
-      <td class="num">{{ r.test_accuracy }}</td><td class="num">{{ r.macro_f1 }}</td>
-      <td class="num">{{ r.train_accuracy }}</td><td class="num">{{ r.top_drop }}</td>
-      <td class="num">{{ r.rand_drop }}</td><td class="num">{{ r.wall }}</td>
-    </tr>
-  {% endfor %}
-  </tbody>
-</table>
-</div>
-<p class="attn-hint">{{ split_line }}</p>
-{% include "checks.html" %}""",
-    "figures.html": """{% for f in figures %}
-<figure><img src="{{ f.src }}" alt="{{ f.alt }}"><figcaption>{{ f.caption }}</figcaption></figure>
-{% else %}
-<p class="empty">Nothing recorded.</p>
-{% endfor %}""",
-    "words.html": """<div class="table-scroll">
-<table class="ta-words">
-  <thead><tr><th>predicted class</th>{% for e in encoders %}<th>{{ e }}</th>{% endfor %}</tr></thead>
-  <tbody>
-  {% for row in rows %}
-    <tr><td><b>{{ row.label }}</b></td>
-    {% for cell in row.cells %}
-      <td>
-      {% for w in cell %}
-        <span class="ta-chip" title="total attention {{ '%.2f' | format(w.score) }} over {{ w.count }}
-          occurrences (mean {{ '%.3f' | format(w.mean) }})">{{ w.word }}
-          <small>{{ '%.1f' | format(w.score) }}</small></span>
-      {% else %}
-        <span class="empty">none</span>
-      {% endfor %}
-      </td>
-    {% endfor %}
-    </tr>
-  {% endfor %}
-  </tbody>
-</table>
-</div>""",
-    "texts.html": """{% from "shaded.html" import shaded with context %}
-<p class="attn-hint">Shading: <span class="ta-scale"></span> each word's attention relative to the text's
-  most-attended word (outlined); hover a word for its weight. {{ n_wrong }} of {{ items|length }} test texts
-  are misclassified by at least one encoder and come first.</p>
-<div class="table-scroll">
-<table class="ta-texts">
-  <thead><tr><th>#</th><th>true label</th>{% for e in encoders %}<th>{{ e }}</th>{% endfor %}</tr></thead>
-  <tbody>
-  {% for it in items %}
-    <tr{% if it.wrong %} class="hl"{% endif %} data-index="{{ it.index }}">
-      <td class="ta-idx">{{ it.index }}</td><td><b>{{ it.true }}</b></td>
-      {% for c in it.cells %}
-      <td>
-      {% if c %}
-        <span class="ta-pred">
-          {%- if c.correct %}<span class="tag ok">✓ {{ c.pred }}</span>
-          {%- else %}<span class="tag bad">✗ {{ c.pred }}</span>{% endif %}
-          <span class="attn-hint">p = {{ '%.2f' | format(c.confidence) }}</span></span>
-        {{ shaded(c.segments) }}
-      {% else %}
-        <span class="empty">not trained</span>
-      {% endif %}
-      </td>
-      {% endfor %}
-    </tr>
-  {% endfor %}
-  </tbody>
-</table>
-</div>""",
-}
 
 ENCODER_WHAT = {
     "learned": "word embeddings learned from the training split",
@@ -177,15 +46,7 @@ ENCODER_WHAT = {
 }
 
 
-@lru_cache(maxsize=1)
-def _env() -> jinja2.Environment:
-    # Same rules as report/html.py: autoescape everything, StrictUndefined turns typos into errors.
-    return jinja2.Environment(loader=jinja2.DictLoader(_TEMPLATES), autoescape=True,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
-
-def _render(name: str, **context: Any) -> Markup:
-    return Markup(_env().get_template(name).render(rgb=SHADE_RGB, **context).strip())
 
 
 def _num(x: Any, digits: int = 3) -> str:
@@ -343,23 +204,24 @@ def render_text_attention_report(data: Mapping[str, Any]) -> str:
                   f"(chance accuracy {_num(chance)}). Confidence lost: mean fall of the predicted class's "
                   "probability on test texts when the most-attended word (or a random other word) is left out "
                   "of the attention pool; a faithful explanation costs much more for the top word.")
-    body = _render("summary.html", rows=_summary_rows(encoders, best), notes=list(data.get("notes") or []),
-                   checks=checks, n_pass=n_pass, split_line=split_line)
+    body = render_fragment("text_attention_summary.html", rows=_summary_rows(encoders, best),
+                           notes=list(data.get("notes") or []), checks=checks, n_pass=n_pass, split_line=split_line)
 
     training = _fig_training(encoders)
     confusion = _fig_confusion(encoders, classes)
-    curves = _render("figures.html", figures=[{"src": training, "alt": "training curves",
+    curves = render_fragment("figure.html", figures=[{"src": training, "alt": "training curves",
                                                "caption": "Solid: training split; dashed: test split (logged once "
                                                           "per epoch, never used to pick a model)."}]
                      if training else [])
-    conf = _render("figures.html", figures=[{"src": confusion, "alt": "confusion matrices",
+    conf = render_fragment("figure.html", figures=[{"src": confusion, "alt": "confusion matrices",
                                              "caption": "Test split. Numbers are counts; colour is the share of "
                                                         "each true class (row)."}] if confusion else [])
     word_rows = [{"label": c, "cells": [((e.get("explain") or {}).get("top_words") or {}).get(c, [])
                                         for e in encoders.values()]} for c in classes]
-    words = _render("words.html", encoders=list(encoders), rows=word_rows)
+    words = render_fragment("text_attention_words.html", encoders=list(encoders), rows=word_rows)
     items = _text_items(data)
-    texts = _render("texts.html", encoders=list(encoders), items=items, n_wrong=sum(it["wrong"] for it in items))
+    texts = render_fragment("text_attention_texts.html", encoders=list(encoders), items=items,
+                            n_wrong=sum(it["wrong"] for it in items), rgb=SHADE_RGB)
 
     sections = [
         Section("summary", "Results", body,
@@ -389,7 +251,7 @@ def render_text_attention_report(data: Mapping[str, Any]) -> str:
         "commit": str(commit)[:10] if commit else "unknown",
         "checks": f"{n_pass}/{len(checks)} passed" if checks else "none",
     }
-    return render_page(TITLE, sections, subtitle=SUBTITLE, meta=meta)
+    return render_page(TITLE, sections, subtitle=SUBTITLE, meta=meta, styles=("report.css", "text_attention.css"))
 
 
 # --------------------------------------------------------------------------------------------------
