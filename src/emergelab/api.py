@@ -36,6 +36,11 @@ def list_experiments() -> list[tuple[str, str]]:
     return [(e.name, e.description) for e in experiments]
 
 
+def experiment_config(name: str, *, config: str | Path | None = None, overrides: list[str] | None = None) -> Any:
+    """The validated config an experiment would run with (defaults <- YAML <- overrides); runs nothing."""
+    return load_config(experiments.get(name).config_cls, config, overrides)
+
+
 def get_experiment(name: str) -> Experiment:
     return experiments.get(name)
 
@@ -84,7 +89,7 @@ def run_experiment(
 ) -> RunResult:
     """Validate the config, then train, analyze and report. Nothing is created if the config is bad."""
     exp = experiments.get(name)
-    cfg = load_config(exp.config_cls, config, overrides)
+    cfg = experiment_config(name, config=config, overrides=overrides)
     if exp.check is not None:
         exp.check(cfg)
     with RunStore(store) as st:

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import api
+from .config import dump_yaml
 from .errors import EmergelabError
 
 app = typer.Typer(
@@ -99,6 +100,17 @@ def list_() -> None:
     for name, desc in api.list_experiments():
         table.add_row(name, desc)
     out.print(table)
+
+
+@app.command("config")
+@user_errors
+def config_(
+    experiment: Annotated[str, typer.Argument(help="Experiment name (see `emergelab list`).")] = "induction",
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="Override: key.sub=value (repeatable).")] = None,
+) -> None:
+    """Print an experiment's full config as YAML (defaults, then --config, then --set); runs nothing."""
+    print(dump_yaml(api.experiment_config(experiment, config=config, overrides=set_ or [])), end="")
 
 
 @app.command("list-runs")

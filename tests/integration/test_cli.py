@@ -64,3 +64,12 @@ def test_nan_loss_marks_the_run_failed_and_keeps_its_data(tmp_path):
     run_dir = next(p for p in (tmp_path / "runs").iterdir() if p.is_dir())
     assert (run_dir / "config.yaml").exists()
     assert not (run_dir / "summary.json").exists()
+
+
+def test_config_prints_the_validated_yaml_and_runs_nothing(tmp_path):
+    r = cli("config", "digits", "--set", "som.rows=6", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "rows: 6" in r.stdout and "split_seeds:" in r.stdout
+    assert list(tmp_path.iterdir()) == []
+    r = cli("config", "digits", "--set", "som.rowz=6", cwd=tmp_path)
+    assert r.returncode == 2 and "Did you mean: som.rows?" in r.stderr
