@@ -19,11 +19,11 @@ from typing import Any, Self
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import save_file
 
-from .errors import EmergelabError, NotFittedError, StoreError
+from .errors import EmergelabError, NotFittedError
 from .runs.atomic import write_atomic
+from .train.checkpoint import read_safetensors
 
 
 class Estimator:
@@ -62,15 +62,7 @@ class Estimator:
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
-        path = Path(path)
-        if not path.is_file():
-            raise StoreError(f"Model file '{path}' does not exist")
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-            tensors = load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as e:
-            raise StoreError(f"Model file '{path}' is corrupt or not a safetensors file ({e})") from None
+        tensors, meta = read_safetensors(path, what="Model file")
         if meta.get("class") != cls.__name__:
             raise EmergelabError(f"Model file '{path}' holds a {meta.get('class')}, not a {cls.__name__}")
         obj = cls(**json.loads(meta["params"]))

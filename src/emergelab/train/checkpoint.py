@@ -52,16 +52,21 @@ def save_checkpoint(
     return write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
-def load_checkpoint(path: str | Path) -> Checkpoint:
+def read_safetensors(path: str | Path, what: str = "Checkpoint") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors, metadata) of a safetensors file; a missing or corrupt file raises one clear StoreError."""
     path = Path(path)
     if not path.is_file():
-        raise StoreError(f"Checkpoint '{path}' does not exist")
+        raise StoreError(f"{what} '{path}' does not exist")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-        tensors = load_file(str(path))
+        return load_file(str(path)), meta
     except (SafetensorError, OSError, ValueError) as e:
-        raise StoreError(f"Checkpoint '{path}' is corrupt or not a safetensors file ({e})") from None
+        raise StoreError(f"{what} '{path}' is corrupt or not a safetensors file ({e})") from None
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    tensors, meta = read_safetensors(path)
     model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     optimizer = None
     if "param_groups" in meta:
