@@ -9,19 +9,23 @@ Quick tour:
 
 __version__ = "0.1.0"
 
-from .api import RunResult, list_experiments, render_report, run_experiment  # noqa: E402
+from .api import RunResult, list_experiments, reanalyze_run, render_report, resume_run, run_experiment  # noqa: E402
 from .config import ConfigError, load_config  # noqa: E402
 from .errors import EmergelabError, NotFittedError, StoreError, TrainingDiverged  # noqa: E402
 from .hooks import ActivationCache, HookedModule, HookPoint  # noqa: E402
+from .icl import DMMSE, LeastSquares, Ridge, TwoLayerNN, error_by_k  # noqa: E402
 from .interpret import detection_patterns, head_scores, prefix_matching_pattern, zero_ablate  # noqa: E402
 from .models import SOM, AttentionPooling, Transformer, TransformerConfig  # noqa: E402
 from .models.rbf import RBFClassifier, RBFLayer, RBFNetwork  # noqa: E402
 from .registry import Registry  # noqa: E402
 from .runs.store import RunStore  # noqa: E402
 from .tasks import InductionTask, InductionTaskConfig  # noqa: E402
+from .tasks.regression import RegressionTask, RegressionTaskConfig  # noqa: E402
 from .train import TrainConfig, load_model, save_model, train  # noqa: E402
 
 __all__ = [
+    "DMMSE", "LeastSquares", "RegressionTask", "RegressionTaskConfig", "Ridge", "TwoLayerNN", "error_by_k",
+    "reanalyze_run", "resume_run",
     "SOM", "AttentionPooling", "RBFClassifier", "RBFLayer", "RBFNetwork",
     "ActivationCache", "ConfigError", "EmergelabError", "HookPoint", "HookedModule", "InductionTask",
     "InductionTaskConfig", "NotFittedError", "Registry", "RunResult", "RunStore", "StoreError",

@@ -48,13 +48,18 @@ def get_experiment(name: str) -> Experiment:
 def _finish(store: RunStore, ctx: RunContext, exp: Experiment) -> RunResult:
     """Analysis and report: from the store only, so they can be redone later."""
     run = store.get_run(ctx.id)
+    summary = _analyze(store, run, exp)
+    ctx.finish("completed")
+    report_path = write_report(store, ctx.run)
+    return RunResult(run.id, run.dir, "completed", summary, report_path)
+
+
+def _analyze(store: RunStore, run: Run, exp: Experiment) -> dict[str, Any]:
     summary = exp.analyze(store, run)
     store.put_result(run.id, "summary", summary)
     write_json_atomic(run.dir / "summary.json", summary)
     store.add_artifact(run.id, "summary.json", "summary")
-    ctx.finish("completed")
-    report_path = write_report(store, ctx.run)
-    return RunResult(run.id, run.dir, "completed", summary, report_path)
+    return summary
 
 
 def write_report(store: RunStore, run: Run) -> Path:
@@ -117,6 +122,17 @@ def render_report(run_id: str, *, store: str | Path | None = None) -> Path:
         if st.get_result(run.id, "summary") is None:
             raise StoreError(f"Run {run.id} has no analysis (status: {run.status}); resume it first")
         return write_report(st, run)
+
+
+def reanalyze_run(run_id: str, *, store: str | Path | None = None) -> RunResult:
+    """Redo a completed run's analysis with the installed code (from the store and its checkpoints), then
+    rewrite summary.json and report.html. Training is not repeated."""
+    with RunStore(store, create=False) as st:
+        run = st.get_run(run_id)
+        if run.status != "completed":
+            raise StoreError(f"Run {run.id} is {run.status}, not completed; resume it first")
+        summary = _analyze(st, run, experiments.get(run.experiment))
+        return RunResult(run.id, run.dir, run.status, summary, write_report(st, run))
 
 
 def show_run(run_id: str, *, store: str | Path | None = None) -> dict[str, Any]:

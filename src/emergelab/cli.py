@@ -170,9 +170,11 @@ def show(
 def report(
     run_id: Annotated[str, typer.Argument(help="Run id.")],
     store: StoreOpt = None,
+    reanalyze: Annotated[bool, typer.Option(
+        "--reanalyze", help="Redo the analysis (summary.json) from the stored run and its checkpoints first.")] = False,
 ) -> None:
-    """Re-render a run's report.html from the store alone."""
-    path = api.render_report(run_id, store=store)
+    """Re-render a run's report.html from the store alone (with --reanalyze: redo its analysis first)."""
+    path = api.reanalyze_run(run_id, store=store).report_path if reanalyze else api.render_report(run_id, store=store)
     out.print(f"Report: {path}", highlight=False)
 
 

@@ -2,6 +2,9 @@
 learns in context (beats averaging at k = 2d), summary.json has the issue's keys, the report is built."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -41,3 +44,33 @@ def test_report_is_one_offline_page(finished):
     assert html.startswith("<!DOCTYPE html>")
     assert "least_squares" in html and "data:image/png;base64," in html
     assert "http://" not in html and "https://" not in html
+
+
+def test_finite_task_pool_reports_dmmse_like_behaviour_on_fresh_tasks(tmp_path):
+    """Raventós et al.: pretrained on ONE task, the model ignores the context and predicts that task,
+    which is what dMMSE over the pool does; ridge is far away on tasks outside the pool."""
+    res = run_experiment("icl-regression", store=tmp_path / "e.db", progress=False,
+                         overrides=[*REDUCED, "train.steps=200", "task.pool_size=1", "task.noise_std=0.5"])
+    s = res.summary
+    assert s["pool_size"] == 1 and s["checks"] == []  # the targets are for fresh noiseless tasks
+    assert "dmmse" in s["error_by_k"] and "dmmse" in s["fresh"]["error_by_k"]
+    td = s["task_diversity"]
+    assert td["behaves_like"] == "dmmse" and td["distance_to_dmmse"] < 0.2 * td["distance_to_ridge"], td
+    fresh = s["fresh"]["error_by_k"]
+    assert fresh["transformer"][6] > 5 * fresh["ridge"][6]  # fails on tasks outside its pool
+    assert s["error_by_k"]["transformer"][6] < 0.2 * fresh["transformer"][6]
+    html = (res.run_dir / "report.html").read_text()
+    assert "Task diversity" in html and "dmmse</b>-like" in html
+
+
+def test_reanalyze_redoes_summary_from_the_store(finished):
+    """`emergelab report RUN --reanalyze` rebuilds summary.json from the store and the final checkpoint."""
+    summary_file = finished.run_dir / "summary.json"
+    before = json.loads(summary_file.read_text())
+    summary_file.write_text("{}")  # a stale or damaged summary
+    r = subprocess.run([sys.executable, "-m", "emergelab.cli", "report", finished.run_id, "--reanalyze", "--store",
+                        str(finished.run_dir.parent / "e.db")], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(summary_file.read_text())["error_by_k"] == before["error_by_k"]
+    assert "Report:" in r.stdout

@@ -11,6 +11,7 @@ from emergelab.icl import (
     LeastSquares,
     NearestNeighbors,
     Ridge,
+    TwoLayerNN,
     bootstrap_mean,
     error_by_k,
     predict_by_k,
@@ -93,6 +94,25 @@ def test_lasso_beats_least_squares_on_sparse_tasks():
     lasso = ((Lasso(0.01)(xs[:, :k], ys[:, :k], xs[:, k]) - ys[:, k]) ** 2).mean()
     ls = ((LeastSquares()(xs[:, :k], ys[:, :k], xs[:, k]) - ys[:, k]) ** 2).mean()
     assert lasso < 0.3 * ls
+
+
+def test_two_layer_nn_fits_its_examples_and_beats_linear_learners_on_relu_functions():
+    from emergelab.tasks.regression import RegressionTask, RegressionTaskConfig
+
+    b = RegressionTask(RegressionTaskConfig(d=3, function="relu", n_points=13)).sample(
+        128, torch.Generator().manual_seed(6))
+    nn = TwoLayerNN(hidden=100, steps=300, lr=5e-3)
+    k = 8
+    seen = nn(b.xs[:, :k], b.ys[:, :k], b.xs[:, 2])  # query = an example it was fitted to: interpolates
+    assert ((seen - b.ys[:, 2].double()) ** 2).mean() < 0.02 * (b.ys[:, 2] ** 2).mean()
+    again = nn(b.xs[:, :k], b.ys[:, :k], b.xs[:, 2])
+    assert torch.equal(seen, again)  # seeded initialization: deterministic
+    assert (nn(b.xs[:, :0], b.ys[:, :0], b.xs[:, 0]) == 0).all()
+    err = {L.name: error_by_k(L, b.xs, b.ys, n_boot=20)["mean"][12]
+           for L in (nn, LeastSquares(), Averaging())}
+    assert err["two_layer_nn"] < 0.8 * min(err["least_squares"], err["averaging"]), err
+    with pytest.raises(ValueError, match="hidden"):
+        TwoLayerNN(hidden=0)
 
 
 def test_bad_shapes_and_bootstrap():

@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import torch
@@ -34,6 +34,7 @@ from ..icl.baselines import (
     LeastSquares,
     NearestNeighbors,
     Ridge,
+    TwoLayerNN,
     errors_from_predictions,
     predict_by_k,
 )
@@ -108,16 +109,19 @@ class ICLAnalysisConfig:
     probe_size: int = 256  # fixed prompts for the telemetry over training
     n_boot: int = 1000  # bootstrap resamples for the 90% intervals
     lasso_alpha: float = 0.01  # L1 strength of the Lasso baseline (function='sparse')
+    nn_steps: int = 100  # Adam steps of the 2-layer ReLU network baseline per prompt (function='relu'; Garg et al.)
+    nn_lr: float = 5e-3
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
-        for key in ("eval_size", "probe_size", "n_boot"):
+        for key in ("eval_size", "probe_size", "n_boot", "nn_steps"):
             if getattr(self, key) < 1:
                 invalid(key, "must be >= 1")
-        if not self.lasso_alpha > 0:
-            invalid("lasso_alpha", "must be > 0")
+        for key in ("lasso_alpha", "nn_lr"):
+            if not getattr(self, key) > 0:
+                invalid(key, "must be > 0")
 
 
 @dataclass
@@ -259,6 +263,9 @@ def baselines(cfg: ICLRegressionConfig, task: RegressionTask) -> dict[str, Any]:
                                 "knn3": NearestNeighbors(3), "averaging": Averaging()}
     if cfg.task.function == "sparse":
         learners["lasso"] = Lasso(cfg.analysis.lasso_alpha)
+    if cfg.task.function == "relu":
+        learners["two_layer_nn"] = TwoLayerNN(cfg.task.hidden, cfg.analysis.nn_steps, cfg.analysis.nn_lr,
+                                              seed=cfg.seed)
     if task.pool is not None:
         learners["dmmse"] = DMMSE(task.pool, cfg.task.noise_std)
     return learners
@@ -289,12 +296,24 @@ def target_checks(d: int, curves: dict[str, list[float]]) -> list[dict[str, Any]
     return checks
 
 
-def tracks(curves: dict[str, list[float]]) -> dict[str, Any]:
-    """The baseline whose curve is nearest the transformer's (mean |difference| over k)."""
-    t = curves["transformer"]
-    dist = {name: sum(abs(a - b) for a, b in zip(t, c, strict=True)) / len(t)
-            for name, c in curves.items() if name != "transformer"}
-    return {"closest": min(dist, key=dist.get), "mean_abs_difference": {k: round(v, 6) for k, v in dist.items()}}
+def tracks(preds: dict[str, torch.Tensor], d: int) -> dict[str, Any]:
+    """The learner whose predictions are nearest the transformer's: mean (ŷ_transformer − ŷ_learner)² / d over
+    prompts and k (Raventós et al.'s ΔPMSE). preds: {learner: (B, N)}, "transformer" included."""
+    t = preds["transformer"].double()
+    dist = {name: float(((t - p.double()) ** 2).mean() / d) for name, p in preds.items() if name != "transformer"}
+    return {"closest": min(dist, key=dist.get), "prediction_distance": {k: round(v, 6) for k, v in dist.items()}}
+
+
+def evaluate(model: ICLRegressor, learners: dict[str, Any], batch: RegressionBatch, d: int,
+             n_boot: int) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Error by k (with intervals) and the predictions (B, N) of the transformer and every learner."""
+    preds = {"transformer": batched_predict(model, batch.xs, batch.ys)}
+    preds |= {name: predict_by_k(learner, batch.xs, batch.ys) for name, learner in learners.items()}
+    return {name: errors_from_predictions(p, batch.ys, d, n_boot=n_boot) for name, p in preds.items()}, preds
+
+
+def _curves(evals: dict[str, Any]) -> dict[str, list[float]]:
+    return {name: [round(v, 6) for v in e["mean"]] for name, e in evals.items()}
 
 
 def analyze(store: RunStore, run: Run) -> dict[str, Any]:
@@ -302,15 +321,13 @@ def analyze(store: RunStore, run: Run) -> dict[str, Any]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     task = RegressionTask(cfg.task)
-    batch = sample(task, cfg.analysis.eval_size, cfg.seed + EVAL_SEED_OFFSET)
     d, nb = cfg.task.d, cfg.analysis.n_boot
     model = final_model(run, cfg)
-    evals = {"transformer": errors_from_predictions(batched_predict(model, batch.xs, batch.ys), batch.ys, d,
-                                                    n_boot=nb)}
-    for name, learner in baselines(cfg, task).items():
-        evals[name] = errors_from_predictions(predict_by_k(learner, batch.xs, batch.ys), batch.ys, d, n_boot=nb)
+    learners = baselines(cfg, task)
+    evals, preds = evaluate(model, learners, sample(task, cfg.analysis.eval_size, cfg.seed + EVAL_SEED_OFFSET),
+                            d, nb)
     store.put_result(run.id, "eval", evals)
-    curves = {name: [round(v, 6) for v in e["mean"]] for name, e in evals.items()}
+    curves = _curves(evals)
     out = {
         "d": d,
         "function": cfg.task.function,
@@ -320,10 +337,25 @@ def analyze(store: RunStore, run: Run) -> dict[str, Any]:
         "error_by_k": curves,
         "interval_90": {name: {"low": [round(v, 6) for v in e["low"]], "high": [round(v, 6) for v in e["high"]]}
                         for name, e in evals.items()},
-        "tracks": tracks(curves),
-        "wall_seconds": round(store.get_result(run.id, "wall_seconds", 0.0), 2),
+        "tracks": tracks(preds, d),
     }
-    out["checks"] = target_checks(d, curves) if cfg.task.function == "linear" else []
+    if task.pool is not None:  # Raventós et al.: on tasks outside the pool, is the model dMMSE or ridge?
+        fresh_task = RegressionTask(replace(cfg.task, pool_size=0))
+        fresh_evals, fresh_preds = evaluate(
+            model, learners, sample(fresh_task, cfg.analysis.eval_size, cfg.seed + EVAL_SEED_OFFSET + 1), d, nb)
+        store.put_result(run.id, "eval_fresh", fresh_evals)
+        fresh_tracks = tracks(fresh_preds, d)
+        dist = fresh_tracks["prediction_distance"]
+        out["fresh"] = {"error_by_k": _curves(fresh_evals), "tracks": fresh_tracks}
+        out["task_diversity"] = {
+            "pool_size": cfg.task.pool_size,
+            "distance_to_dmmse": dist["dmmse"],
+            "distance_to_ridge": dist["ridge"],
+            "behaves_like": "dmmse" if dist["dmmse"] < dist["ridge"] else "ridge",
+        }
+    out["wall_seconds"] = round(store.get_result(run.id, "wall_seconds", 0.0), 2)
+    targets_apply = cfg.task.function == "linear" and cfg.task.pool_size == 0 and cfg.task.noise_std == 0
+    out["checks"] = target_checks(d, curves) if targets_apply else []
     return out
 
 
@@ -339,6 +371,7 @@ def report_data(store: RunStore, run: Run) -> dict[str, Any]:
         "config": run.config,
         "summary": summary,
         "eval": evals,
+        "eval_fresh": store.get_result(run.id, "eval_fresh"),
         "metrics": {name: {"steps": s, "values": v} for name, (s, v) in metrics.items()},
         "wall_seconds": store.get_result(run.id, "wall_seconds"),
     }

@@ -8,11 +8,12 @@ from .baselines import (
     LeastSquares,
     NearestNeighbors,
     Ridge,
+    TwoLayerNN,
     bootstrap_mean,
     error_by_k,
     errors_from_predictions,
     predict_by_k,
 )
 
-__all__ = ["DMMSE", "Averaging", "Lasso", "LeastSquares", "NearestNeighbors", "Ridge", "bootstrap_mean",
-           "error_by_k", "errors_from_predictions", "predict_by_k"]
+__all__ = ["DMMSE", "Averaging", "Lasso", "LeastSquares", "NearestNeighbors", "Ridge", "TwoLayerNN",
+           "bootstrap_mean", "error_by_k", "errors_from_predictions", "predict_by_k"]

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["Averaging", "DMMSE", "Lasso", "LeastSquares", "NearestNeighbors", "Ridge", "bootstrap_mean",
-           "error_by_k", "errors_from_predictions", "predict_by_k"]
+__all__ = ["Averaging", "DMMSE", "Lasso", "LeastSquares", "NearestNeighbors", "Ridge", "TwoLayerNN",
+           "bootstrap_mean", "error_by_k", "errors_from_predictions", "predict_by_k"]
 
 
 def _prep(xs: torch.Tensor, ys: torch.Tensor, x_query: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -167,6 +167,48 @@ class DMMSE:
             logp = torch.where(sse <= best * (1 + 1e-9) + 1e-12, 0.0, -torch.inf).double()
         post = logp.softmax(1)  # (B, M)
         return ((post @ self.pool) * xq).sum(-1)
+
+
+class TwoLayerNN:
+    """A ReLU network x -> a·relu(V x + b) + c fitted to each prompt's k examples by full-batch Adam: the
+    baseline of Garg et al. 2022 for the random-ReLU-network function class.
+
+    One network per prompt, all trained at once: parameters are (B, d, hidden) etc. and the loss is the sum
+    over prompts of each prompt's mean squared error, so (Adam being elementwise) every prompt's network
+    follows exactly the steps it would follow alone. Initialization is seeded: the same prompts give the
+    same predictions.
+    """
+
+    name = "two_layer_nn"
+
+    def __init__(self, hidden: int = 100, steps: int = 500, lr: float = 5e-3, seed: int = 0):
+        if hidden < 1 or steps < 1 or not lr > 0:
+            raise ValueError(f"need hidden >= 1, steps >= 1, lr > 0; got {hidden}, {steps}, {lr}")
+        self.hidden, self.steps, self.lr, self.seed = hidden, steps, float(lr), seed
+
+    def __call__(self, xs: torch.Tensor, ys: torch.Tensor, x_query: torch.Tensor) -> torch.Tensor:
+        xs, ys, xq = _prep(xs, ys, x_query)
+        B, k, d = xs.shape
+        if k == 0:
+            return torch.zeros(B, dtype=torch.float64)
+        xs, ys, xq = xs.float(), ys.float(), xq.float()  # float32: GD noise dwarfs rounding here
+        g = torch.Generator().manual_seed(self.seed)
+        V = (torch.randn(B, d, self.hidden, generator=g) / d**0.5).requires_grad_()  # (B, d, H)
+        b = torch.zeros(B, 1, self.hidden, requires_grad=True)  # (B, 1, H)
+        a = (torch.randn(B, self.hidden, 1, generator=g) / self.hidden**0.5).requires_grad_()  # (B, H, 1)
+        c = torch.zeros(B, 1, 1, requires_grad=True)
+        opt = torch.optim.Adam([V, b, a, c], lr=self.lr)
+
+        def net(x: torch.Tensor) -> torch.Tensor:  # (B, n, d) -> (B, n)
+            return ((x @ V + b).relu() @ a + c)[..., 0]
+
+        with torch.enable_grad():
+            for _ in range(self.steps):
+                opt.zero_grad(set_to_none=True)
+                ((net(xs) - ys) ** 2).mean(1).sum().backward()
+                opt.step()
+        with torch.no_grad():
+            return net(xq[:, None, :])[:, 0].double()
 
 
 # --- scoring ----------------------------------------------------------------------------------------------

@@ -1,12 +1,14 @@
 """Self-contained HTML report for the ``icl-regression`` experiment (in-context regression, Garg et al. 2022).
 
 Sections: the target checks; error vs number of in-context examples k for the transformer and every baseline
-(90% bootstrap intervals) with the table of values and the baseline the transformer tracks; the error over
+(90% bootstrap intervals) with the table of values and the baseline the transformer tracks (for a finite task
+pool, also on fresh tasks outside it: dMMSE-like or ridge-like, Raventós et al. 2023); the error over
 training at several k; the config and provenance.
 
 Input is a plain ``dict`` built from the run store by ``experiments.icl_regression.report_data``:
-``run`` (id, experiment, status, ...), ``config``, ``summary`` (d, k_values, error_by_k, tracks, checks),
-``eval`` ({learner: {k, mean, low, high}}), ``metrics`` ({name: {steps, values}}) and ``wall_seconds``.
+``run`` (id, experiment, status, ...), ``config``, ``summary`` (d, k_values, error_by_k, tracks, checks; fresh and
+task_diversity for a finite task pool), ``eval`` and ``eval_fresh`` ({learner: {k, mean, low, high}}; eval_fresh
+None without a pool), ``metrics`` ({name: {steps, values}}) and ``wall_seconds``.
 
 Example:
     >>> html = render_icl_regression_report(report_data(store, run))
@@ -30,12 +32,8 @@ TITLE = "In-context regression"
 SUBTITLE = ("A transformer trained on prompts x1, y1, ..., xk, yk, x with a fresh function in every prompt, "
             "compared with least squares, ridge, 3-nearest-neighbours and averaging (Garg et al. 2022).")
 COLORS = {"transformer": "#d9480f", "least_squares": "#2457a6", "ridge": "#74c0fc", "knn3": "#2b8a3e",
-          "averaging": "#7048e8", "lasso": "#c2255c", "dmmse": "#5c940d"}
+          "averaging": "#7048e8", "lasso": "#c2255c", "dmmse": "#5c940d", "two_layer_nn": "#e8590c"}
 FLOOR = 1e-6  # log axis: errors below this are drawn at it
-
-
-
-
 
 
 def _color(name: str, i: int) -> str:
@@ -100,6 +98,21 @@ def _fig_training(metrics: Mapping[str, Any], d: int, n: int) -> str:
         return F.fig_to_data_uri(fig)
 
 
+def _table(evals: Mapping[str, Any], k_values: list[int], tr: Mapping[str, Any], n_eval: Any, what: str) -> Markup:
+    names = list(evals)
+    rows = []
+    for i, k in enumerate(k_values):
+        cells = []
+        for name in names:
+            e = evals[name]
+            cell = f"{e['mean'][i]:.4f}"
+            if name == "transformer":
+                cell += f" [{e['low'][i]:.4f}, {e['high'][i]:.4f}]"
+            cells.append(cell)
+        rows.append({"k": k, "cells": cells})
+    distances = sorted((tr.get("prediction_distance") or {}).items(), key=lambda kv: kv[1])
+    return render_fragment("icl_regression_table.html", names=names, rows=rows, closest=tr.get("closest", "—"),
+                           distances=[(n, f"{v:.4f}") for n, v in distances], n_eval=n_eval, what=what)
 
 
 def render_icl_regression_report(data: Mapping[str, Any]) -> str:
@@ -112,34 +125,34 @@ def render_icl_regression_report(data: Mapping[str, Any]) -> str:
     n_pass = sum(bool(c.get("passed")) for c in checks)
     d = int(summary.get("d", 1))
     k_values = list(summary.get("k_values") or [])
-    names = list(evals)
-    rows = []
-    for i, k in enumerate(k_values):
-        values = []
-        for name in names:
-            e = evals[name]
-            cell = f"{e['mean'][i]:.4f}"
-            if name == "transformer":
-                cell += f" [{e['low'][i]:.4f}, {e['high'][i]:.4f}]"
-            values.append(cell)
-        rows.append({"k": k, "cells": values})
     tr = dict(summary.get("tracks") or {})
-    distances = sorted((tr.get("mean_abs_difference") or {}).items(), key=lambda kv: kv[1])
     n_eval = (data.get("config") or {}).get("analysis", {}).get("eval_size", "—")
-
-    curves = Markup("\n").join([
+    curve_parts = [
         render_fragment("figure.html", figures=[{
             "src": _fig_error_vs_k(evals, d), "alt": "Error vs number of in-context examples",
             "caption": "Mean normalized squared error by k with 90% bootstrap bands. Least squares falls as "
                        "1 − k/d and reaches 0 at k = d; averaging falls as (d + 1)/k."}]),
-        render_fragment("icl_regression_table.html", names=names, rows=rows, closest=tr.get("closest", "—"),
-                  distances=[(n, f"{v:.4f}") for n, v in distances], n_eval=n_eval),
-    ])
+        _table(evals, k_values, tr, n_eval, "prompts from the training distribution"),
+    ]
+    fresh = dict(summary.get("fresh") or {})
+    fresh_evals = dict(data.get("eval_fresh") or {})
+    diversity = dict(summary.get("task_diversity") or {})
+    if fresh_evals and diversity:  # the task-diversity view (finite pool)
+        curve_parts += [
+            render_fragment("icl_regression_diversity.html", **diversity),
+            render_fragment("figure.html", figures=[{
+                "src": _fig_error_vs_k(fresh_evals, d), "alt": "Error vs k on tasks outside the pool",
+                "caption": f"The same learners on prompts whose w ~ N(0, I) is not one of the "
+                           f"{diversity.get('pool_size')} pretraining tasks."}]),
+            _table(fresh_evals, k_values, dict(fresh.get("tracks") or {}), n_eval, "fresh tasks outside the pool"),
+        ]
+    curves = Markup("\n").join(curve_parts)
     sections = [
         Section("checks", "Target checks",
                 render_fragment("checks.html", checks=checks, n_pass=n_pass,
-                                empty_text="No targets apply to this function class."),
-                lead="Whether the issue's targets hold on this run (dense linear functions only)."),
+                                empty_text="No targets apply: they are for noiseless dense linear functions "
+                                           "with a fresh function in every prompt."),
+                lead="Whether the issue's targets hold on this run."),
         Section("curves", "Error vs in-context examples", curves,
                 lead="How the prediction improves with more examples in the prompt, next to known learners."),
         Section("training", "Error over training",
@@ -155,4 +168,6 @@ def render_icl_regression_report(data: Mapping[str, Any]) -> str:
     meta = {"run": run.get("id", "—"), "status": run.get("status", "—"), "seed": run.get("seed", "—"),
             "d": d, "tracks": tr.get("closest", "—"), "commit": str(commit)[:10] if commit else "unknown",
             "checks": f"{n_pass}/{len(checks)} passed" if checks else "none"}
+    if diversity:
+        meta |= {"task pool": diversity.get("pool_size"), "outside the pool": diversity.get("behaves_like")}
     return render_page(TITLE, sections, subtitle=SUBTITLE, meta=meta)
