@@ -32,6 +32,15 @@ class RunResult:
     report_path: Path
 
 
+def run_sweep(experiment: str, grid: list[str] | dict[str, list[Any]], **kwargs: Any) -> Any:
+    """Run `experiment` over a grid (['task.pool_size=1,4,16'] or {'task.pool_size': [1, 4, 16]}); see
+    `emergelab.emergence.sweep.run_sweep` for the options (executor 'local' or 'ray', workers, metrics)."""
+    from .emergence.sweep import parse_grid
+    from .emergence.sweep import run_sweep as _run_sweep
+
+    return _run_sweep(experiment, parse_grid(grid) if isinstance(grid, list) else grid, **kwargs)
+
+
 def list_experiments() -> list[tuple[str, str]]:
     return [(e.name, e.description) for e in experiments]
 
@@ -93,8 +102,15 @@ def run_experiment(
     progress: bool = True,
 ) -> RunResult:
     """Validate the config, then train, analyze and report. Nothing is created if the config is bad."""
+    return run_config(name, experiment_config(name, config=config, overrides=overrides), store=store,
+                      progress=progress)
+
+
+def run_config(name: str, cfg: Any, *, store: str | Path | None = None, progress: bool = True) -> RunResult:
+    """Train, analyze and report `name` with an already built config object (what sweeps use)."""
     exp = experiments.get(name)
-    cfg = experiment_config(name, config=config, overrides=overrides)
+    if not isinstance(cfg, exp.config_cls):
+        raise TypeError(f"{name} needs a {exp.config_cls.__name__}, got {type(cfg).__name__}")
     if exp.check is not None:
         exp.check(cfg)
     with RunStore(store) as st:

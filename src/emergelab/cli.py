@@ -91,6 +91,57 @@ def _print_result(result: api.RunResult) -> None:
     out.print(f"Report:  {result.report_path}", highlight=False)
 
 
+@app.command()
+@user_errors
+def sweep(
+    experiment: Annotated[str, typer.Argument(help="Experiment name (see `emergelab list`).")],
+    grid: Annotated[list[str], typer.Option(
+        "--grid", "-g", help="Swept key and its values: task.pool_size=1,4,16 (repeatable; product of all).")],
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="Fixed override: key.sub=value.")] = None,
+    metric: Annotated[list[str] | None, typer.Option(
+        "--metric", "-m", help="Summary value to tabulate, as a dotted path (repeatable).")] = None,
+    executor: Annotated[str, typer.Option("--executor", help="local or ray.")] = "local",
+    workers: Annotated[int, typer.Option("--workers", "-w", help="Points run at once.")] = 1,
+    address: Annotated[str | None, typer.Option(
+        "--address", help="Ray cluster address (with --executor ray); default: Ray on this machine.")] = None,
+    store: StoreOpt = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")] = False,
+) -> None:
+    """Run an experiment over a grid of config values; rerun the same command to finish an interrupted sweep."""
+
+    def show(p: dict[str, Any]) -> None:
+        point = ", ".join(f"{k}={v}" for k, v in p["point"].items())
+        status = f"[red]failed[/red]: {p['error']}" if p["error"] else "done"
+        err.print(f"  {point}: {p['run_id'] or '-'} {status}", highlight=False, soft_wrap=True)
+
+    try:
+        res = api.run_sweep(experiment, grid, config=config, overrides=set_ or [], metrics=metric or None,
+                            store=store, executor=executor, workers=workers, address=address,
+                            progress=not no_progress, on_point=show)
+    except KeyboardInterrupt:
+        err.print("Interrupted. Finished points are kept; run the same command again to finish the sweep.",
+                  highlight=False)
+        raise typer.Exit(130) from None
+    table = Table(show_header=True, header_style="bold", box=None)
+    for col in [*res.grid, "run", "status", *res.metrics]:
+        table.add_column(col, overflow="fold")
+    for row in res.rows:
+        status = row["status"] + (" (reused)" if row["reused"] else "")
+        values = ["-" if row["values"].get(m) is None else _short(row["values"][m]) for m in res.metrics]
+        table.add_row(*(str(row["point"][k]) for k in res.grid), row["run_id"] or "-", status, *values)
+    out.print(table)
+    out.print(f"Sweep [bold]{res.sweep_id}[/bold]: {res.dir / 'sweep.csv'}", highlight=False)
+    out.print(f"Report: {res.report_path}", highlight=False)
+    if res.failed:
+        err.print(f"{len(res.failed)} point(s) failed: {', '.join(res.failed)}", highlight=False)
+        raise typer.Exit(1)
+
+
+def _short(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
 @app.command("list")
 def list_() -> None:
     """List the experiments with a one-line description each."""

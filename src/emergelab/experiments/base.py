@@ -7,6 +7,7 @@ An experiment registers one `Experiment` in `emergelab.registry.experiments`:
     report(store, run)       -> one self-contained HTML page, from the store only
     check(cfg)               optional: validate inputs beyond the config (e.g. read the data files)
                              BEFORE a run is created, so bad input leaves nothing behind
+    sweep_metrics            dotted paths into the summary that `emergelab sweep` tabulates by default
 """
 
 from __future__ import annotations
@@ -27,3 +28,4 @@ class Experiment:
     analyze: Callable[[RunStore, Run], dict[str, Any]]
     report: Callable[[RunStore, Run], str]
     check: Callable[[Any], None] | None = None
+    sweep_metrics: tuple[str, ...] = ()

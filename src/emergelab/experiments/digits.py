@@ -372,4 +372,5 @@ def report(store: RunStore, run: Run) -> str:
 EXPERIMENT = experiments.register(
     "digits",
     "SOM -> RBF -> attention -> softmax on handwritten digits, explained by prototypes (source text, ch. 3-5)",
-)(Experiment("digits", DigitsConfig, run_digits, analyze, report, check=check_data))
+)(Experiment("digits", DigitsConfig, run_digits, analyze, report, check=check_data,
+              sweep_metrics=("test_accuracy", "macro_f1", "roc_auc_ovr")))

@@ -399,4 +399,6 @@ def report(store: RunStore, run: Run) -> str:
 EXPERIMENT = experiments.register(
     "icl-classification",
     "bursty item-label sequences: in-context vs in-weights learning and the induction head (Reddy 2023)",
-)(Experiment("icl-classification", ICLClassificationConfig, train_model, analyze, report))
+)(Experiment("icl-classification", ICLClassificationConfig, train_model, analyze, report,
+              sweep_metrics=("final.icl_accuracy", "final.iwl_accuracy", "final.flip_follows_context",
+                             "phase_change.steepest_step")))

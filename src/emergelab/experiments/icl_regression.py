@@ -386,4 +386,6 @@ def report(store: RunStore, run: Run) -> str:
 EXPERIMENT = experiments.register(
     "icl-regression",
     "transformer learns linear regression in context: error by k vs least squares, ridge, 3-NN (Garg 2022)",
-)(Experiment("icl-regression", ICLRegressionConfig, train_model, analyze, report))
+)(Experiment("icl-regression", ICLRegressionConfig, train_model, analyze, report,
+              sweep_metrics=("tracks.closest", "task_diversity.distance_to_dmmse", "task_diversity.distance_to_ridge",
+                             "fresh.error_by_k.transformer.-1", "error_by_k.transformer.-1")))

@@ -427,4 +427,6 @@ def report(store: RunStore, run: Run) -> str:
 EXPERIMENT = experiments.register(
     "induction",
     "2-layer vs 1-layer attention-only transformers: induction heads form in a phase change (Olsson 2022)",
-)(Experiment("induction", InductionConfig, train_models, analyze, report))
+)(Experiment("induction", InductionConfig, train_models, analyze, report,
+              sweep_metrics=("2L.final.repeated_loss", "2L.phase_change.detected", "2L.phase_change.steepest_step",
+                             "1L.final.repeated_loss", "wall_seconds")))

@@ -214,4 +214,5 @@ def report(store: RunStore, run: Run) -> str:
 EXPERIMENT = experiments.register(
     "rbf-approx",
     "RBF network fits x^2 and sin(3x) on [-1, 1] with 5-20 Gaussian centers: max error 1e-6 by K=20",
-)(Experiment("rbf-approx", RBFApproxConfig, train_fits, analyze, report))
+)(Experiment("rbf-approx", RBFApproxConfig, train_fits, analyze, report,
+              sweep_metrics=("results.0.max_abs_error", "results.-1.max_abs_error")))

@@ -627,4 +627,5 @@ def report(store: RunStore, run: Run) -> str:
 EXPERIMENT = experiments.register(
     "text-attention",
     "attention pooling classifies short texts; its softmax weights show which words decided (source 4.3.3)",
-)(Experiment("text-attention", TextAttentionConfig, train_encoders, analyze, report))
+)(Experiment("text-attention", TextAttentionConfig, train_encoders, analyze, report,
+              sweep_metrics=("best_encoder", "test_accuracy", "macro_f1")))

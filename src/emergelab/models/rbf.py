@@ -29,6 +29,7 @@ from typing import Any, Self
 import numpy as np
 import torch
 from sklearn.cluster import KMeans
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 from ..estimator import Estimator, as_float_tensor
@@ -373,7 +374,8 @@ class RBFNetwork(Estimator):
         if self.centers == "random":
             idx = np.random.default_rng(self.seed).choice(n, size=K, replace=False)
             return X[torch.as_tensor(np.sort(idx))].clone()
-        km = KMeans(n_clusters=K, n_init=4, random_state=self.seed).fit(X.numpy())
+        with threadpool_limits(1):  # scikit-learn's k-means result depends on the OpenMP thread count
+            km = KMeans(n_clusters=K, n_init=4, random_state=self.seed).fit(X.double().numpy())
         return torch.from_numpy(km.cluster_centers_.astype(np.float64))
 
     def _init_widths(self, centers: torch.Tensor) -> torch.Tensor:

@@ -66,6 +66,18 @@ CREATE TABLE IF NOT EXISTS results (
     value TEXT NOT NULL,
     PRIMARY KEY (run_id, name)
 );
+CREATE TABLE IF NOT EXISTS sweeps (
+    id TEXT PRIMARY KEY,
+    experiment TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sweep_runs (
+    sweep_id TEXT NOT NULL REFERENCES sweeps(id) ON DELETE CASCADE,
+    point INTEGER NOT NULL,
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    PRIMARY KEY (sweep_id, point)
+);
 """
 
 STATUSES = ("running", "completed", "failed", "interrupted")
@@ -276,3 +288,27 @@ class RunStore:
         with self.transaction() as c:
             c.execute("DELETE FROM results WHERE run_id = ? AND substr(name, 1, ?) = ?",
                       (run_id, len(prefix), prefix))
+
+    # --- sweeps ------------------------------------------------------------------------------
+    def put_sweep(self, sweep_id: str, experiment: str, spec: dict[str, Any]) -> None:
+        """Record a sweep (idempotent: re-issuing the same sweep keeps its first creation time)."""
+        with self.transaction() as c:
+            c.execute("INSERT OR IGNORE INTO sweeps (id, experiment, spec, created_at) VALUES (?, ?, ?, ?)",
+                      (sweep_id, experiment, json.dumps(spec), now()))
+
+    def add_sweep_run(self, sweep_id: str, point: int, run_id: str) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO sweep_runs (sweep_id, point, run_id) VALUES (?, ?, ?)",
+                      (sweep_id, point, run_id))
+
+    def get_sweep(self, sweep_id: str) -> dict[str, Any]:
+        row = self.conn.execute("SELECT id, experiment, spec, created_at FROM sweeps WHERE id = ?",
+                                (sweep_id,)).fetchone()
+        if row is None:
+            ids = [r[0] for r in self.conn.execute("SELECT id FROM sweeps")]
+            raise StoreError(f"Unknown sweep '{sweep_id}' in store '{self.path}'.{did_you_mean(sweep_id, ids)}")
+        return {"id": row[0], "experiment": row[1], "spec": json.loads(row[2]), "created_at": row[3]}
+
+    def sweep_runs(self, sweep_id: str) -> dict[int, str]:
+        """point index -> run id, for the points that have run."""
+        return dict(self.conn.execute("SELECT point, run_id FROM sweep_runs WHERE sweep_id = ?", (sweep_id,)))

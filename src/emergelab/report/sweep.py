@@ -1,0 +1,103 @@
+"""Self-contained HTML report of a sweep: each chosen summary value against the first grid key (one line per
+combination of the other keys), and the table of points with links to every run's own report.
+
+Input is the `SweepResult` that `emergence.sweep.collect` builds from the store.
+
+Example:
+    >>> html = render_sweep_report(collect("icl-regression-1a2b3c4d5e", store="runs/emergelab.db"))
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from markupsafe import Markup
+
+from emergelab.report import figures as F
+from emergelab.report.html import Section, render_fragment, render_page
+
+if TYPE_CHECKING:
+    from emergelab.emergence.sweep import SweepResult
+
+__all__ = ["render_sweep_report"]
+
+
+def _number(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, int | float) and math.isfinite(v):
+        return float(v)
+    return None
+
+
+def _label(v: Any) -> str:
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def _fig_metrics(result: SweepResult) -> str | None:
+    """One panel per numeric metric; x = the first grid key's values (evenly spaced, in grid order)."""
+    keys = list(result.grid)
+    x_key, others = keys[0], keys[1:]
+    numeric = [m for m in result.metrics if any(_number(r["values"].get(m)) is not None for r in result.rows)]
+    if not numeric:
+        return None
+    xs = result.grid[x_key]
+    cols = min(3, len(numeric))
+    rows_n = math.ceil(len(numeric) / cols)
+    with F.report_style():
+        fig, axes = F.new_figure(rows_n, cols, figsize=(3.6 * cols, 2.9 * rows_n))
+        for j, metric in enumerate(numeric):
+            ax = axes[j // cols, j % cols]
+            groups: dict[tuple, list[tuple[int, float]]] = {}
+            for r in result.rows:
+                y = _number(r["values"].get(metric))
+                if y is not None:
+                    g = tuple(r["point"][k] for k in others)
+                    groups.setdefault(g, []).append((xs.index(r["point"][x_key]), y))
+            for i, (g, pts) in enumerate(groups.items()):
+                pts.sort()
+                label = ", ".join(f"{k}={_label(v)}" for k, v in zip(others, g, strict=True)) or None
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=4, lw=1.6,
+                        color=F.MODEL_COLORS[i % len(F.MODEL_COLORS)], label=label)
+            ys = [p[1] for pts in groups.values() for p in pts]
+            if ys and min(ys) > 0 and max(ys) / min(ys) > 30:
+                ax.set_yscale("log")
+            ax.set_xticks(range(len(xs)), [_label(v) for v in xs], fontsize=8)
+            ax.set_xlabel(x_key)
+            ax.set_title(metric, fontsize=9)
+            if others and len(groups) > 1:
+                ax.legend(frameon=False, fontsize=7)
+        for j in range(len(numeric), rows_n * cols):
+            axes[j // cols, j % cols].set_visible(False)
+        return F.fig_to_data_uri(fig)
+
+
+def _cell(v: Any) -> str:
+    n = _number(v)
+    if n is not None and not isinstance(v, bool):
+        return f"{n:.4g}"
+    return "—" if v is None else _label(v)
+
+
+def render_sweep_report(result: SweepResult) -> str:
+    rows = [{"point": [_label(r["point"][k]) for k in result.grid], "run_id": r["run_id"], "status": r["status"],
+             "reused": r["reused"], "cells": [_cell(r["values"].get(m)) for m in result.metrics]}
+            for r in result.rows]
+    n_done = sum(r["status"] == "completed" for r in result.rows)
+    fig = _fig_metrics(result)
+    parts = []
+    if fig:
+        parts.append(render_fragment("figure.html", figures=[{
+            "src": fig, "alt": "Summary values across the sweep",
+            "caption": f"Each panel: one summary value of every completed point against {list(result.grid)[0]} "
+                       "(evenly spaced, in the order of the grid)."}]))
+    parts.append(render_fragment("sweep_table.html", keys=list(result.grid), metrics=result.metrics, rows=rows))
+    sections = [
+        Section("points", "Points", Markup("\n").join(parts),
+                lead="Every point is an ordinary run; its own report holds its curves, checks and config."),
+    ]
+    meta = {"sweep": result.sweep_id, "experiment": result.experiment, "points": len(result.rows),
+            "completed": n_done}
+    grid = "; ".join(f"{k} = {', '.join(_label(v) for v in vs)}" for k, vs in result.grid.items())
+    return render_page(f"Sweep: {result.experiment}", sections, subtitle=f"Grid: {grid}", meta=meta)
