@@ -9,7 +9,15 @@ Quick tour:
 
 __version__ = "0.1.0"
 
-from .api import RunResult, list_experiments, reanalyze_run, render_report, resume_run, run_experiment  # noqa: E402
+from .api import (  # noqa: E402
+    RunResult,
+    list_experiments,
+    reanalyze_run,
+    render_report,
+    resume_run,
+    run_experiment,
+    run_sweep,
+)
 from .config import ConfigError, load_config  # noqa: E402
 from .errors import EmergelabError, NotFittedError, StoreError, TrainingDiverged  # noqa: E402
 from .hooks import ActivationCache, HookedModule, HookPoint  # noqa: E402
@@ -25,7 +33,7 @@ from .train import TrainConfig, load_model, save_model, train  # noqa: E402
 
 __all__ = [
     "DMMSE", "LeastSquares", "RegressionTask", "RegressionTaskConfig", "Ridge", "TwoLayerNN", "error_by_k",
-    "reanalyze_run", "resume_run",
+    "reanalyze_run", "resume_run", "run_sweep",
     "SOM", "AttentionPooling", "RBFClassifier", "RBFLayer", "RBFNetwork",
     "ActivationCache", "ConfigError", "EmergelabError", "HookPoint", "HookedModule", "InductionTask",
     "InductionTaskConfig", "NotFittedError", "Registry", "RunResult", "RunStore", "StoreError",

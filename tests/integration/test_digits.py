@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from emergelab import run_experiment
+from emergelab.emergence.sweep import lookup
+from emergelab.registry import experiments
 from emergelab.tasks.digits import load_digits_data, write_idx
 
 REDUCED = ["split_seeds=[0]", "model.epochs=25", "som.epochs=10", "explain_samples=3"]
@@ -67,3 +69,10 @@ def test_idx_folder_and_corrupt_file(tmp_path):
                         "--set", f"data.path={data}"], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 2 and "empty or truncated" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "x.db").exists()  # nothing written for bad input
+
+
+def test_sweep_metrics_exist_in_the_summary(finished):
+    """The summary values `emergelab sweep` tabulates by default are paths that exist."""
+    summary = finished.summary
+    missing = [m for m in experiments.get("digits").sweep_metrics if lookup(summary, m, KeyError) is KeyError]
+    assert missing == []

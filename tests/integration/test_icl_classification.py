@@ -7,6 +7,8 @@ import pytest
 
 import emergelab.experiments.icl_classification  # noqa: F401  (registers the experiment)
 from emergelab import render_report, run_experiment
+from emergelab.emergence.sweep import lookup
+from emergelab.registry import experiments
 from emergelab.runs.store import RunStore
 
 REDUCED = [
@@ -53,3 +55,11 @@ def test_report_from_store(finished):
     assert html.count("data:image/png;base64") >= 2
     again = render_report(result.run_id, store=store).read_text()
     assert again.startswith("<!DOCTYPE html>")
+
+
+def test_sweep_metrics_exist_in_the_summary(finished):
+    """The summary values `emergelab sweep` tabulates by default are paths that exist."""
+    summary = finished[0].summary
+    metrics = experiments.get("icl-classification").sweep_metrics
+    missing = [m for m in metrics if lookup(summary, m, KeyError) is KeyError]
+    assert missing == []

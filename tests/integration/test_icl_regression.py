@@ -10,6 +10,8 @@ import pytest
 
 import emergelab.experiments.icl_regression  # noqa: F401  (registers the experiment)
 from emergelab.api import run_experiment
+from emergelab.emergence.sweep import lookup
+from emergelab.registry import experiments
 
 REDUCED = [
     "seed=0", "threads=1", "task.d=3", "model.n_layers=2", "model.d_model=32", "model.n_heads=2", "model.d_mlp=64",
@@ -61,6 +63,8 @@ def test_finite_task_pool_reports_dmmse_like_behaviour_on_fresh_tasks(tmp_path):
     assert s["error_by_k"]["transformer"][6] < 0.2 * fresh["transformer"][6]
     html = (res.run_dir / "report.html").read_text()
     assert "Task diversity" in html and "dmmse</b>-like" in html
+    missing = [m for m in experiments.get("icl-regression").sweep_metrics if lookup(s, m, KeyError) is KeyError]
+    assert missing == []  # with a pool, every default sweep value exists
 
 
 def test_reanalyze_redoes_summary_from_the_store(finished):

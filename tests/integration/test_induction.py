@@ -7,6 +7,8 @@ import shutil
 import pytest
 
 from emergelab import render_report, run_experiment
+from emergelab.emergence.sweep import lookup
+from emergelab.registry import experiments
 from emergelab.runs.store import RunStore
 
 REDUCED = [
@@ -83,3 +85,10 @@ def test_report_is_rebuilt_from_the_store_alone(finished, chromium_page):
     assert widths and all(w > 0 for w in widths)
     text = chromium_page.inner_text("body")
     assert result.run_id in text and "L1H" in text
+
+
+def test_sweep_metrics_exist_in_the_summary(finished):
+    """The summary values `emergelab sweep` tabulates by default are paths that exist."""
+    summary = finished[0].summary
+    missing = [m for m in experiments.get("induction").sweep_metrics if lookup(summary, m, KeyError) is KeyError]
+    assert missing == []

@@ -6,8 +6,10 @@ import json
 import pytest
 
 from emergelab.api import render_report, run_experiment
+from emergelab.emergence.sweep import lookup
 from emergelab.errors import ConfigError
 from emergelab.experiments import rbf_approx  # noqa: F401  (registers the experiment)
+from emergelab.registry import experiments
 from emergelab.runs.store import RunStore
 
 
@@ -69,3 +71,10 @@ def test_report_is_rebuilt_from_the_store_and_opens_cleanly(finished, chromium_p
     assert len(widths) == 3 and all(w > 0 for w in widths)
     text = chromium_page.inner_text("body")
     assert result.run_id in text and "sin(3x)" in text and "4/4 passed" in text
+
+
+def test_sweep_metrics_exist_in_the_summary(finished):
+    """The summary values `emergelab sweep` tabulates by default are paths that exist."""
+    summary = finished[0].summary
+    missing = [m for m in experiments.get("rbf-approx").sweep_metrics if lookup(summary, m, KeyError) is KeyError]
+    assert missing == []

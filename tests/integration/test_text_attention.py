@@ -9,7 +9,9 @@ import sys
 import pytest
 
 from emergelab import render_report, run_experiment
+from emergelab.emergence.sweep import lookup
 from emergelab.experiments import text_attention as ta  # registers "text-attention"
+from emergelab.registry import experiments
 from emergelab.runs.store import RunStore
 
 ENCODERS = ["learned", "minilm"] if ta.minilm_available() else ["learned"]
@@ -130,3 +132,10 @@ def test_missing_minilm_package_is_skipped_with_a_visible_note(tmp_path, monkeyp
     (note,) = result.summary["notes"]
     assert "minilm skipped" in note and "encoders=[learned]" in note
     assert note in result.report_path.read_text()
+
+
+def test_sweep_metrics_exist_in_the_summary(finished):
+    """The summary values `emergelab sweep` tabulates by default are paths that exist."""
+    summary = finished[0].summary
+    missing = [m for m in experiments.get("text-attention").sweep_metrics if lookup(summary, m, KeyError) is KeyError]
+    assert missing == []

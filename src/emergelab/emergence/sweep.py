@@ -81,8 +81,9 @@ def _override(key: str, value: Any) -> str:
     return f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"
 
 
-def lookup(tree: Any, dotted: str) -> Any:
-    """A value in a nested summary by dotted path; integer parts index lists ('error_by_k.transformer.-1')."""
+def lookup(tree: Any, dotted: str, default: Any = None) -> Any:
+    """A value in a nested summary by dotted path; integer parts index lists ('error_by_k.transformer.-1').
+    `default` when the path does not exist."""
     obj = tree
     for part in dotted.split("."):
         if isinstance(obj, dict) and part in obj:
@@ -90,7 +91,7 @@ def lookup(tree: Any, dotted: str) -> Any:
         elif isinstance(obj, list) and part.lstrip("-").isdigit() and -len(obj) <= int(part) < len(obj):
             obj = obj[int(part)]
         else:
-            return None
+            return default
     return obj
 
 
@@ -153,7 +154,7 @@ def run_sweep(
     sid = sweep_id(experiment, config_hash(base), grid)
 
     with RunStore(store) as st:
-        plan = []  # (point, cfg dict, hash, run id to resume or None), points still to run
+        plan = []  # points still to run: (index, config dict, id of a run to resume or None)
         done: dict[int, str] = {}
         for i, cfg in enumerate(configs):
             found = [r for r in st.list_runs(experiment) if r.config_hash == config_hash(cfg)]
@@ -282,14 +283,20 @@ def _run_processes(experiment: str, plan: list, store: Path, *, workers: int,
                    finished: Callable[[int, str | None, str | None], None]) -> None:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # inherited by the workers: no spinning threads
     threads = threads_per_worker(workers)
+    plan_cfg = {i: cfg for i, cfg, _ in plan}
     with ProcessPoolExecutor(max_workers=min(workers, len(plan)), mp_context=mp.get_context("spawn")) as pool:
         futures = {pool.submit(run_point, experiment, cfg, str(store), resume_id, threads): i
                    for i, cfg, resume_id in plan}
         for fut in as_completed(futures):
-            finished(futures[fut], *fut.result())
+            i = futures[fut]
+            try:
+                finished(i, *fut.result())
+            except BrokenProcessPool as e:  # a worker died (killed, out of memory): its run stays resumable
+                finished(i, _last_run_id(str(store), experiment, plan_cfg[i]), f"worker process died ({e})")
 
 
 def _run_ray(experiment: str, plan: list, store: Path, *, workers: int, address: str | None,
@@ -311,10 +318,16 @@ def _run_ray(experiment: str, plan: list, store: Path, *, workers: int, address:
         remote = ray.remote(num_cpus=threads)(run_point)
         refs = {remote.remote(experiment, cfg, str(store.resolve()), resume_id, threads): i
                 for i, cfg, resume_id in plan}
+        plan_cfg = {i: cfg for i, cfg, _ in plan}
         pending = list(refs)
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
-            finished(refs[ready[0]], *ray.get(ready[0]))
+            i = refs[ready[0]]
+            try:
+                result = ray.get(ready[0])
+            except Exception as e:  # a lost worker or node: the point's run stays resumable
+                result = (_last_run_id(str(store), experiment, plan_cfg[i]), f"Ray task failed: {type(e).__name__}")
+            finished(i, *result)
     finally:
         if started:
             ray.shutdown()
