@@ -36,6 +36,8 @@ def test_summary_keys_and_transformer_beats_averaging(finished):
     assert e["transformer"][6] < e["transformer"][0]  # it uses the context
     assert max(e["least_squares"][3:]) < 1e-6
     assert s["tracks"]["closest"] in e and s["tracks"]["closest"] != "transformer"
+    assert s["fresh"]["error_by_k"] == e  # no pool: the training tasks are the fresh tasks
+    assert s["task_diversity"]["distance_to_dmmse"] is None and s["task_diversity"]["distance_to_ridge"] > 0
     assert {c["name"] for c in s["checks"]} and all(isinstance(c["passed"], bool) for c in s["checks"])
     lo, hi = s["interval_90"]["transformer"]["low"][6], s["interval_90"]["transformer"]["high"][6]
     assert lo <= e["transformer"][6] <= hi

@@ -8,7 +8,8 @@ icl/baselines.py (least squares, ridge, 3-NN, averaging; Lasso for sparse tasks;
 
 Store layout:
     metrics  train/loss, train/lr, probe/err_k{k} (fixed probe batch, every log step)
-    results  "eval" (error_by_k curves with 90% intervals, per learner), "wall_seconds", "summary"
+    results  "eval" (error_by_k curves with 90% intervals, per learner), "eval_fresh" (the same on tasks
+             outside a finite pool), "wall_seconds", "summary"
 
 Example:
     >>> result = run_experiment("icl-regression", overrides=["task.d=8"])
@@ -339,19 +340,25 @@ def analyze(store: RunStore, run: Run) -> dict[str, Any]:
                         for name, e in evals.items()},
         "tracks": tracks(preds, d),
     }
-    if task.pool is not None:  # Raventós et al.: on tasks outside the pool, is the model dMMSE or ridge?
+    # Raventós et al.: on tasks from the full distribution (outside the pool), is the model dMMSE or ridge?
+    # Without a pool (M = infinity) those are the training tasks, so the main evaluation answers it.
+    fresh_preds = preds
+    if task.pool is not None:
         fresh_task = RegressionTask(replace(cfg.task, pool_size=0))
         fresh_evals, fresh_preds = evaluate(
             model, learners, sample(fresh_task, cfg.analysis.eval_size, cfg.seed + EVAL_SEED_OFFSET + 1), d, nb)
         store.put_result(run.id, "eval_fresh", fresh_evals)
-        fresh_tracks = tracks(fresh_preds, d)
-        dist = fresh_tracks["prediction_distance"]
-        out["fresh"] = {"error_by_k": _curves(fresh_evals), "tracks": fresh_tracks}
+        out["fresh"] = {"error_by_k": _curves(fresh_evals), "tracks": tracks(fresh_preds, d)}
+    else:
+        out["fresh"] = {"error_by_k": curves, "tracks": out["tracks"]}
+    if cfg.task.function != "relu":
+        dist = out["fresh"]["tracks"]["prediction_distance"]
+        to_dmmse = dist.get("dmmse")
         out["task_diversity"] = {
             "pool_size": cfg.task.pool_size,
-            "distance_to_dmmse": dist["dmmse"],
+            "distance_to_dmmse": to_dmmse,  # None without a pool
             "distance_to_ridge": dist["ridge"],
-            "behaves_like": "dmmse" if dist["dmmse"] < dist["ridge"] else "ridge",
+            "behaves_like": "dmmse" if to_dmmse is not None and to_dmmse < dist["ridge"] else "ridge",
         }
     out["wall_seconds"] = round(store.get_result(run.id, "wall_seconds", 0.0), 2)
     targets_apply = cfg.task.function == "linear" and cfg.task.pool_size == 0 and cfg.task.noise_std == 0

@@ -137,7 +137,7 @@ def render_icl_regression_report(data: Mapping[str, Any]) -> str:
     fresh = dict(summary.get("fresh") or {})
     fresh_evals = dict(data.get("eval_fresh") or {})
     diversity = dict(summary.get("task_diversity") or {})
-    if fresh_evals and diversity:  # the task-diversity view (finite pool)
+    if fresh_evals and diversity.get("pool_size"):  # the task-diversity view (finite pool)
         curve_parts += [
             render_fragment("icl_regression_diversity.html", **diversity),
             render_fragment("figure.html", figures=[{
@@ -168,6 +168,6 @@ def render_icl_regression_report(data: Mapping[str, Any]) -> str:
     meta = {"run": run.get("id", "—"), "status": run.get("status", "—"), "seed": run.get("seed", "—"),
             "d": d, "tracks": tr.get("closest", "—"), "commit": str(commit)[:10] if commit else "unknown",
             "checks": f"{n_pass}/{len(checks)} passed" if checks else "none"}
-    if diversity:
+    if diversity.get("pool_size"):
         meta |= {"task pool": diversity.get("pool_size"), "outside the pool": diversity.get("behaves_like")}
     return render_page(TITLE, sections, subtitle=SUBTITLE, meta=meta)
