@@ -146,3 +146,12 @@ def test_interrupted_sweep_is_finished_by_reissuing_it(tmp_path):
         assert all(r.status == "completed" for r in runs)
         steps, _ = st.metric_series(second.id, "probe/err_k0")
         assert steps == list(range(0, 301, 20))
+
+
+def test_swept_seeds_are_averaged_in_the_report(tmp_path):
+    res = run_sweep("rbf-approx", {"seed": [0, 1], "n_train": [20, 50]}, overrides=[*FIXED, "centers=random"],
+                    store=tmp_path / "e.db", progress=False)
+    values = [r["values"]["results.0.max_abs_error"] for r in res.rows]
+    assert len(set(values)) == 4  # random centers: every seed fits differently
+    html = res.report_path.read_text()
+    assert "against n_train" in html and "mean over the 2 seeds" in html

@@ -1,5 +1,6 @@
 """Self-contained HTML report of a sweep: each chosen summary value against the first grid key (one line per
-combination of the other keys), and the table of points with links to every run's own report.
+combination of the other keys; a swept `seed` is averaged, with its min-max as a band), and the table of
+points with links to every run's own report.
 
 Input is the `SweepResult` that `emergence.sweep.collect` builds from the store.
 
@@ -36,9 +37,12 @@ def _label(v: Any) -> str:
 
 
 def _fig_metrics(result: SweepResult) -> str | None:
-    """One panel per numeric metric; x = the first grid key's values (evenly spaced, in grid order)."""
+    """One panel per numeric metric; x = the first grid key other than `seed` (evenly spaced, in grid order),
+    one line per combination of the remaining keys. A swept `seed` is averaged: mean line, min-max band."""
     keys = list(result.grid)
-    x_key, others = keys[0], keys[1:]
+    averaged = "seed" in keys and len(keys) > 1
+    x_key = next(k for k in keys if not (averaged and k == "seed"))
+    others = [k for k in keys if k != x_key and not (averaged and k == "seed")]
     numeric = [m for m in result.metrics if any(_number(r["values"].get(m)) is not None for r in result.rows)]
     if not numeric:
         return None
@@ -49,18 +53,21 @@ def _fig_metrics(result: SweepResult) -> str | None:
         fig, axes = F.new_figure(rows_n, cols, figsize=(3.6 * cols, 2.9 * rows_n))
         for j, metric in enumerate(numeric):
             ax = axes[j // cols, j % cols]
-            groups: dict[tuple, list[tuple[int, float]]] = {}
+            groups: dict[tuple, dict[int, list[float]]] = {}
             for r in result.rows:
                 y = _number(r["values"].get(metric))
                 if y is not None:
                     g = tuple(r["point"][k] for k in others)
-                    groups.setdefault(g, []).append((xs.index(r["point"][x_key]), y))
-            for i, (g, pts) in enumerate(groups.items()):
-                pts.sort()
+                    groups.setdefault(g, {}).setdefault(xs.index(r["point"][x_key]), []).append(y)
+            for i, (g, by_x) in enumerate(groups.items()):
+                at = sorted(by_x)
+                color = F.MODEL_COLORS[i % len(F.MODEL_COLORS)]
                 label = ", ".join(f"{k}={_label(v)}" for k, v in zip(others, g, strict=True)) or None
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=4, lw=1.6,
-                        color=F.MODEL_COLORS[i % len(F.MODEL_COLORS)], label=label)
-            ys = [p[1] for pts in groups.values() for p in pts]
+                ax.plot(at, [sum(by_x[x]) / len(by_x[x]) for x in at], "o-", ms=4, lw=1.6, color=color, label=label)
+                if averaged:
+                    ax.fill_between(at, [min(by_x[x]) for x in at], [max(by_x[x]) for x in at], color=color,
+                                    alpha=0.18, lw=0)
+            ys = [y for by_x in groups.values() for v in by_x.values() for y in v]
             if ys and min(ys) > 0 and max(ys) / min(ys) > 30:
                 ax.set_yscale("log")
             ax.set_xticks(range(len(xs)), [_label(v) for v in xs], fontsize=8)
@@ -71,6 +78,16 @@ def _fig_metrics(result: SweepResult) -> str | None:
         for j in range(len(numeric), rows_n * cols):
             axes[j // cols, j % cols].set_visible(False)
         return F.fig_to_data_uri(fig)
+
+
+def _caption(result: SweepResult) -> str:
+    keys = list(result.grid)
+    if "seed" in keys and len(keys) > 1:
+        x_key = next(k for k in keys if k != "seed")
+        return (f"Each panel: one summary value against {x_key} (evenly spaced, in the order of the grid); "
+                f"line: mean over the {len(result.grid['seed'])} seeds, band: their min-max.")
+    return (f"Each panel: one summary value of every completed point against {keys[0]} "
+            "(evenly spaced, in the order of the grid).")
 
 
 def _cell(v: Any) -> str:
@@ -90,8 +107,7 @@ def render_sweep_report(result: SweepResult) -> str:
     if fig:
         parts.append(render_fragment("figure.html", figures=[{
             "src": fig, "alt": "Summary values across the sweep",
-            "caption": f"Each panel: one summary value of every completed point against {list(result.grid)[0]} "
-                       "(evenly spaced, in the order of the grid)."}]))
+            "caption": _caption(result)}]))
     parts.append(render_fragment("sweep_table.html", keys=list(result.grid), metrics=result.metrics, rows=rows))
     sections = [
         Section("points", "Points", Markup("\n").join(parts),
