@@ -79,3 +79,18 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     with pytest.raises(ValueError):
         write_json_atomic(tmp_path / "nan.json", {"x": float("nan")})  # never write invalid JSON
     assert not (tmp_path / "nan.json").exists()
+
+
+def test_find_runs_by_config_and_sweep_records(tmp_path):
+    with RunStore(tmp_path / "e.db") as st:
+        a = st.create_run("x", {"n": 1}, "h1", seed=0)
+        st.create_run("x", {"n": 2}, "h2", seed=0)
+        st.create_run("y", {"n": 1}, "h1", seed=0)
+        assert [r.id for r in st.find_runs("x", "h1")] == [a.id]
+        assert st.find_runs("x", "h3") == []
+        st.put_sweep("s1", "x", {"grid": {"n": [1, 2]}})
+        st.put_sweep("s1", "x", {"grid": "ignored: the first record stays"})
+        st.add_sweep_run("s1", 0, a.id)
+        assert st.get_sweep("s1")["spec"] == {"grid": {"n": [1, 2]}} and st.sweep_runs("s1") == {0: a.id}
+        with pytest.raises(StoreError, match="Unknown sweep 's2'"):
+            st.get_sweep("s2")

@@ -157,7 +157,7 @@ def run_sweep(
         plan = []  # points still to run: (index, config dict, id of a run to resume or None)
         done: dict[int, str] = {}
         for i, cfg in enumerate(configs):
-            found = [r for r in st.list_runs(experiment) if r.config_hash == config_hash(cfg)]
+            found = st.find_runs(experiment, config_hash(cfg))
             completed = [r for r in found if r.status == "completed"]
             if completed:
                 done[i] = completed[-1].id
@@ -258,9 +258,8 @@ def run_point(experiment: str, cfg: dict[str, Any], store: str, resume_id: str |
 
 def _last_run_id(store: str, experiment: str, cfg: dict[str, Any]) -> str | None:
     with RunStore(store, create=False) as st:
-        chash = config_hash(from_dict(experiments.get(experiment).config_cls, cfg))
-        found = [r.id for r in st.list_runs(experiment) if r.config_hash == chash]
-    return found[-1] if found else None
+        found = st.find_runs(experiment, config_hash(from_dict(experiments.get(experiment).config_cls, cfg)))
+    return found[-1].id if found else None
 
 
 def run_points(experiment: str, plan: list[tuple[int, dict[str, Any], str | None]], store: Path, *,

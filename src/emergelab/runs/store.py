@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS runs (
     ended_at TEXT,
     message TEXT
 );
+CREATE INDEX IF NOT EXISTS runs_by_config ON runs (experiment, config_hash);
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
     step INTEGER NOT NULL,
@@ -209,6 +210,12 @@ class RunStore:
         if experiment:
             q, args = q + " WHERE experiment = ?", (experiment,)
         return [self._row_to_run(r) for r in self.conn.execute(q + " ORDER BY started_at, id", args)]
+
+    def find_runs(self, experiment: str, config_hash: str) -> list[Run]:
+        """Runs of `experiment` with exactly this config (oldest first)."""
+        rows = self.conn.execute("SELECT * FROM runs WHERE experiment = ? AND config_hash = ? ORDER BY started_at, id",
+                                 (experiment, config_hash))
+        return [self._row_to_run(r) for r in rows]
 
     def set_status(self, run_id: str, status: str, message: str | None = None) -> None:
         if status not in STATUSES:
