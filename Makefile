@@ -35,9 +35,11 @@ bench:
 	test -x $(BENCH)/bin/python || $(PYTHON) -m venv $(BENCH)
 	echo "$(TORCH)" > $(BENCH)/constraints.txt
 	$(BENCH)/bin/python -m pip install --quiet -c $(BENCH)/constraints.txt "$(TORCH)"
-	$(BENCH)/bin/python -m pip install --quiet -c $(BENCH)/constraints.txt -e . -r benchmarks/requirements.txt
+	$(BENCH)/bin/python -m pip install --quiet -c $(BENCH)/constraints.txt -e ".[ray]" -r benchmarks/requirements.txt
 	$(BENCH)/bin/python benchmarks/bench_transformer.py
 	$(BENCH)/bin/python benchmarks/bench_som.py
+	$(BENCH)/bin/python benchmarks/bench_icl_eval.py
+	$(BENCH)/bin/python benchmarks/bench_sweep.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

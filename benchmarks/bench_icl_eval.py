@@ -24,7 +24,6 @@ import argparse
 import datetime as dt
 import os
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -35,11 +34,11 @@ from pathlib import Path
 import torch
 import transformers
 import yaml
+from results_md import RESULTS, write_section  # noqa: E402  (benchmarks/results_md.py)
 
 from emergelab.icl import kshot
 
 SECTION = "## icl-eval shared-prefix caching"
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 LEAD_INS = ("", "Honestly, ", "Overall, ", "In short, ", "To be fair, ")
 
 
@@ -133,13 +132,7 @@ def main() -> None:
     section = "\n".join(lines)
     print(section)
     if not args.no_write:
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-        pat = re.compile(rf"^{re.escape(SECTION)}[ \t]*\n.*?(?=^## |\Z)", re.S | re.M)
-        if pat.search(text):
-            text = pat.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1)
-        else:
-            text = text.rstrip("\n") + "\n\n" + section
-        RESULTS.write_text(text.rstrip("\n") + "\n")
+        write_section(SECTION, section)
         print(f"wrote the '{SECTION}' section of {RESULTS}")
     sys.exit(0 if ok_speed and ok_same else 1)
 

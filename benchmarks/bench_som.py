@@ -42,17 +42,16 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import datetime as dt  # noqa: E402
 import platform  # noqa: E402
-import re  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from importlib.metadata import version as pkg_version  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import sklearn  # noqa: E402
 import torch  # noqa: E402
+from results_md import RESULTS, write_section  # noqa: E402  (benchmarks/results_md.py)
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
@@ -66,7 +65,6 @@ except Exception as e:  # ImportError, or a broken install
     MiniSom, MINISOM_VERSION, MINISOM_ERROR = None, None, f"{type(e).__name__}: {e}"
 
 SECTION = "## SOM vs MiniSom"
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 ROWS = COLS = 10
 MINISOM_KW = dict(sigma=1.5, learning_rate=0.5)
 MINISOM_ITERS = 10_000
@@ -205,17 +203,6 @@ def render(res: dict, sw: list, check: str, rounds: int, threads: int, load0: st
     return "\n".join(lines) + "\n"
 
 
-def write_section(section: str) -> None:
-    """Replace (or append) our `## ` section of RESULTS.md; other sections are kept as they are."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pat = re.compile(rf"^{re.escape(SECTION)}[ \t]*\n.*?(?=^## |\Z)", re.S | re.M)
-    if pat.search(text):
-        text = pat.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text.rstrip("\n") + "\n")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5, help="timed interleaved rounds (default 5)")
@@ -240,7 +227,7 @@ def main() -> None:
     print()
     print(section)
     if not args.no_write:
-        write_section(section)
+        write_section(SECTION, section)
         print(f"wrote the '{SECTION}' section of {RESULTS}")
 
 

@@ -25,17 +25,16 @@ import datetime as dt
 import math
 import os
 import platform
-import re
 import statistics
 import sys
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from results_md import RESULTS, write_section  # noqa: E402  (benchmarks/results_md.py)
 from torch import nn
 
 from emergelab.models.transformer import Transformer, TransformerConfig
@@ -58,7 +57,6 @@ except Exception as e:  # ImportError, or a broken install
     TL_ERROR = f"{type(e).__name__}: {e}"
 
 SECTION = "## Transformer training throughput"
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
 # --------------------------------------------------------------------------- plain baseline
@@ -483,17 +481,6 @@ def fmt_section(results: list[dict], args, batch: int, seq: int, cmd: str, load:
     return "\n".join(L)
 
 
-def write_section(section: str) -> None:
-    """Replace (or append) our `## ` section of RESULTS.md; other sections are kept as they are."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pat = re.compile(rf"^{re.escape(SECTION)}[ \t]*\n.*?(?=^## |\Z)", re.S | re.M)
-    if pat.search(text):
-        text = pat.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text.rstrip("\n") + "\n")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="3 rounds of ~0.5 s (smoke test, noisy numbers)")
@@ -529,7 +516,7 @@ def main() -> None:
     section = fmt_section(results, args, batch, seq, cmd, (load0, loadavg()))
     print(f"\ntotal {time.perf_counter() - t0:.0f}s\n\n" + section)
     if not args.no_write:
-        write_section(section)
+        write_section(SECTION, section)
         print(f"wrote {RESULTS}")
 
 

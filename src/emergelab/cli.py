@@ -131,6 +131,8 @@ def sweep(
         values = ["-" if row["values"].get(m) is None else _short(row["values"][m]) for m in res.metrics]
         table.add_row(*(str(row["point"][k]) for k in res.grid), row["run_id"] or "-", status, *values)
     out.print(table)
+    for m, hint in res.unknown_metrics.items():
+        err.print(f"Warning: --metric '{m}' is in no summary of this sweep.{hint}", highlight=False, soft_wrap=True)
     out.print(f"Sweep [bold]{res.sweep_id}[/bold]: {res.dir / 'sweep.csv'}", highlight=False)
     out.print(f"Report: {res.report_path}", highlight=False)
     if res.failed:

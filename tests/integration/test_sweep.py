@@ -94,6 +94,16 @@ def test_reissued_sweep_reuses_completed_points(sequential):
         assert len(st.list_runs()) == 4
 
 
+def test_a_metric_in_no_summary_gets_a_did_you_mean(sequential):
+    store, _ = sequential
+    res = run_sweep("rbf-approx", GRID, overrides=FIXED, store=store, progress=False,
+                    metrics=["results.0.max_abs_eror", "checks.0.passed"])
+    assert list(res.unknown_metrics) == ["results.0.max_abs_eror"]
+    assert "Did you mean: results.0.max_abs_error" in res.unknown_metrics["results.0.max_abs_eror"]
+    assert "checks.0.passed" not in res.unknown_metrics  # exists (list items by index)
+    assert all(r["reused"] for r in res.rows)
+
+
 def test_worker_processes_give_the_same_numbers(sequential, tmp_path):
     _, seq = sequential
     par = run_sweep("rbf-approx", GRID, overrides=FIXED, store=tmp_path / "e.db", workers=2, progress=False)

@@ -88,9 +88,12 @@ def test_find_runs_by_config_and_sweep_records(tmp_path):
         st.create_run("y", {"n": 1}, "h1", seed=0)
         assert [r.id for r in st.find_runs("x", "h1")] == [a.id]
         assert st.find_runs("x", "h3") == []
-        st.put_sweep("s1", "x", {"grid": {"n": [1, 2]}})
-        st.put_sweep("s1", "x", {"grid": "ignored: the first record stays"})
+        st.put_sweep("s1", "x", {"grid": {"n": [1, 2]}, "metrics": ["a"]})
+        created = st.get_sweep("s1")["created_at"]
+        st.put_sweep("s1", "x", {"grid": {"n": [1, 2]}, "metrics": ["b"]})  # re-issued with other metrics
         st.add_sweep_run("s1", 0, a.id)
-        assert st.get_sweep("s1")["spec"] == {"grid": {"n": [1, 2]}} and st.sweep_runs("s1") == {0: a.id}
+        sweep = st.get_sweep("s1")
+        assert sweep["spec"]["metrics"] == ["b"] and sweep["created_at"] == created
+        assert st.sweep_runs("s1") == {0: a.id}
         with pytest.raises(StoreError, match="Unknown sweep 's2'"):
             st.get_sweep("s2")

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import io
 import itertools
@@ -95,6 +96,23 @@ def lookup(tree: Any, dotted: str, default: Any = None) -> Any:
     return obj
 
 
+def summary_paths(tree: Any, prefix: str = "") -> list[str]:
+    """Dotted paths of the scalar values in a summary, lists entered at their first item: what `--metric`
+    can name (any list index works, e.g. `-1` for the last)."""
+    if isinstance(tree, dict):
+        return [p for k, v in tree.items() for p in summary_paths(v, f"{prefix}{k}.")]
+    if isinstance(tree, list):
+        return summary_paths(tree[0], f"{prefix}0.") if tree else []
+    return [prefix[:-1]] if prefix else []
+
+
+def _hint(name: str, paths: list[str]) -> str:
+    close = difflib.get_close_matches(name, paths, n=3, cutoff=0.6)
+    if close:
+        return f" Did you mean: {', '.join(close)}?"
+    return f" The summaries have {len(paths)} values, e.g. {', '.join(paths[:8])}."
+
+
 # --- the sweep ----------------------------------------------------------------------------------------------
 @dataclass
 class SweepResult:
@@ -106,6 +124,7 @@ class SweepResult:
     dir: Path
     report_path: Path
     failed: list[str] = field(default_factory=list)  # run ids of points that failed
+    unknown_metrics: dict[str, str] = field(default_factory=dict)  # metric -> hint, for paths in no summary
 
 
 def sweep_id(experiment: str, base_hash: str, grid: dict[str, list[Any]]) -> str:
@@ -207,8 +226,12 @@ def collect(sid: str, *, store: str | Path | None = None, reused: set[int] | Non
                          "reused": i in (reused or set()),
                          "values": {m: lookup(summary, m) for m in metrics} if summary else {}})
         out_dir = st.root / "sweeps" / sid
+        summaries = [st.get_result(r["run_id"], "summary") for r in rows if r["status"] == "completed"]
+        unknown = {m: _hint(m, sorted({p for s in summaries for p in summary_paths(s)}))
+                   for m in metrics
+                   if summaries and all(lookup(s, m, KeyError) is KeyError for s in summaries)}
         result = SweepResult(sid, info["experiment"], grid, metrics, rows, out_dir, out_dir / "report.html",
-                             list(failed or []))
+                             list(failed or []), unknown)
     write_json_atomic(out_dir / "sweep.json", {"id": sid, "experiment": result.experiment, "grid": grid,
                                                "metrics": metrics, "rows": rows})
     write_text_atomic(out_dir / "sweep.csv", to_csv(result))

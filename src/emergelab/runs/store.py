@@ -298,9 +298,10 @@ class RunStore:
 
     # --- sweeps ------------------------------------------------------------------------------
     def put_sweep(self, sweep_id: str, experiment: str, spec: dict[str, Any]) -> None:
-        """Record a sweep (idempotent: re-issuing the same sweep keeps its first creation time)."""
+        """Record a sweep; re-issuing it keeps its creation time and takes the new spec (e.g. other metrics)."""
         with self.transaction() as c:
-            c.execute("INSERT OR IGNORE INTO sweeps (id, experiment, spec, created_at) VALUES (?, ?, ?, ?)",
+            c.execute("INSERT INTO sweeps (id, experiment, spec, created_at) VALUES (?, ?, ?, ?)"
+                      " ON CONFLICT(id) DO UPDATE SET spec = excluded.spec",
                       (sweep_id, experiment, json.dumps(spec), now()))
 
     def add_sweep_run(self, sweep_id: str, point: int, run_id: str) -> None:
