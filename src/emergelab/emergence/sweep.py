@@ -169,6 +169,8 @@ def run_sweep(
     if exp.check is not None:
         for cfg in configs:
             exp.check(cfg)
+    if executor == "ray":
+        ray_preflight(address)
     metrics = list(metrics or exp.sweep_metrics)
     sid = sweep_id(experiment, config_hash(base), grid)
 
@@ -321,19 +323,43 @@ def _run_processes(experiment: str, plan: list, store: Path, *, workers: int,
                 finished(i, _last_run_id(str(store), experiment, plan_cfg[i]), f"worker process died ({e})")
 
 
+def ray_preflight(address: str | None, timeout: float = 5.0) -> None:
+    """Before anything is written: Ray is installed, and a given address answers (Ray itself would retry for
+    minutes)."""
+    import importlib.util
+    import socket
+
+    if importlib.util.find_spec("ray") is None:
+        raise EmergelabError("The Ray executor needs Ray: pip install 'emergelab[ray]'")
+    if address in (None, "auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise EmergelabError(f"Ray address '{address}' must look like HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise EmergelabError(f"Nothing answers at Ray address '{address}' ({e.strerror or e}); "
+                             "start the cluster or check --address") from None
+
+
 def _run_ray(experiment: str, plan: list, store: Path, *, workers: int, address: str | None,
              finished: Callable[[int, str | None, str | None], None]) -> None:
-    try:
-        import ray
-    except ImportError:
-        raise EmergelabError("The Ray executor needs Ray: pip install 'emergelab[ray]'") from None
     import logging
+
+    import ray
 
     started = not ray.is_initialized()
     if started:
         local = {"num_cpus": os.cpu_count() or 1, "include_dashboard": False} if address is None else {}
-        ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False,
-                 runtime_env={"env_vars": {"OMP_WAIT_POLICY": "PASSIVE"}}, **local)
+        try:
+            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False,
+                     runtime_env={"env_vars": {"OMP_WAIT_POLICY": "PASSIVE"}}, **local)
+        except Exception as e:  # unreachable address, no cluster at 'auto', ...
+            where = f"the Ray cluster at '{address}'" if address else "a local Ray instance"
+            raise EmergelabError(f"Could not start or reach {where}: {type(e).__name__}: "
+                                 f"{str(e).splitlines()[0] if str(e) else ''}") from None
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         threads = max(1, cpus // min(workers, len(plan)))  # Ray then runs `workers` points at once
