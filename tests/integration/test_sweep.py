@@ -159,6 +159,36 @@ def test_interrupted_sweep_is_finished_by_reissuing_it(tmp_path):
         assert steps == list(range(0, 301, 20))
 
 
+def test_ctrl_c_on_worker_processes_stops_every_point_and_starts_no_more(tmp_path):
+    """Ctrl-C from a terminal reaches the whole process group: each running point is interrupted once (its
+    run resumable), the queued point never starts; re-issuing the sweep finishes all three."""
+    store = tmp_path / "e.db"
+    args = ["sweep", "icl-regression", "--grid", "seed=0,1,2", "--workers", "2", "--no-progress", "--store",
+            str(store), *sum((["--set", s] for s in ICL_TINY), [])]
+    proc = cli(*args, cwd=tmp_path, start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        with RunStore(store) as st:
+            runs = st.list_runs()
+            if len(runs) == 2 and all(st.metric_series(r.id, "probe/err_k0")[0][-1:] >= [100] for r in runs):
+                break
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    with RunStore(store, create=False) as st:
+        interrupted = st.list_runs()
+        assert [r.status for r in interrupted] == ["interrupted", "interrupted"]  # seed 2 never started
+    proc = cli(*args, cwd=tmp_path)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    with RunStore(store, create=False) as st:
+        runs = st.list_runs()
+        assert [r.id for r in runs[:2]] == [r.id for r in interrupted] and len(runs) == 3
+        assert all(r.status == "completed" for r in runs)
+
+
 def test_swept_seeds_are_averaged_in_the_report(tmp_path):
     res = run_sweep("rbf-approx", {"seed": [0, 1], "n_train": [20, 50]}, overrides=[*FIXED, "centers=random"],
                     store=tmp_path / "e.db", progress=False)

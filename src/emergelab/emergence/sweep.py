@@ -305,22 +305,67 @@ def threads_per_worker(workers: int) -> int:
 
 def _run_processes(experiment: str, plan: list, store: Path, *, workers: int,
                    finished: Callable[[int, str | None, str | None], None]) -> None:
+    """`workers` spawned processes take points from a queue. Ctrl-C: no point starts any more, and each
+    running one gets exactly one interrupt (workers ignore the terminal's SIGINT; the parent sends SIGTERM,
+    which they turn into KeyboardInterrupt), so its run is marked interrupted and stays resumable."""
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
+    import queue
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # inherited by the workers: no spinning threads
-    threads = threads_per_worker(workers)
-    plan_cfg = {i: cfg for i, cfg, _ in plan}
-    with ProcessPoolExecutor(max_workers=min(workers, len(plan)), mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(run_point, experiment, cfg, str(store), resume_id, threads): i
-                   for i, cfg, resume_id in plan}
-        for fut in as_completed(futures):
-            i = futures[fut]
+    ctx = mp.get_context("spawn")
+    tasks, results, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
+    n = min(workers, len(plan))
+    for item in [*plan, *([None] * n)]:
+        tasks.put(item)
+    args = (tasks, results, stop, experiment, str(store), threads_per_worker(workers))
+    procs = [ctx.Process(target=_worker_loop, args=args, daemon=True) for _ in range(n)]
+    for proc in procs:
+        proc.start()
+    remaining = {i: cfg for i, cfg, _ in plan}
+    try:
+        while remaining:
             try:
-                finished(i, *fut.result())
-            except BrokenProcessPool as e:  # a worker died (killed, out of memory): its run stays resumable
-                finished(i, _last_run_id(str(store), experiment, plan_cfg[i]), f"worker process died ({e})")
+                i, run_id, error = results.get(timeout=0.5)
+            except queue.Empty:
+                if any(proc.is_alive() for proc in procs):
+                    continue
+                for i in sorted(remaining):  # every worker is gone and these never reported: killed, OOM
+                    codes = ", ".join(str(proc.exitcode) for proc in procs)
+                    finished(i, _last_run_id(str(store), experiment, remaining[i]),
+                             f"worker process died (exit codes {codes})")
+                break
+            remaining.pop(i, None)
+            finished(i, run_id, error)
+    except KeyboardInterrupt:
+        stop.set()
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in procs:
+            proc.join(timeout=120)
+        raise
+    for proc in procs:
+        proc.join(timeout=60)
+
+
+def _worker_loop(tasks: Any, results: Any, stop: Any, experiment: str, store: str, threads: int) -> None:
+    """A worker process: run points from `tasks` until a None or a stop."""
+    import signal
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's Ctrl-C reaches the whole group: the parent
+    signal.signal(signal.SIGTERM, interrupt)  # decides, and interrupts each worker once
+    try:
+        while not stop.is_set():
+            item = tasks.get()
+            if item is None or stop.is_set():
+                return
+            i, cfg, resume_id = item
+            results.put((i, *run_point(experiment, cfg, store, resume_id, threads)))
+    except KeyboardInterrupt:  # the run in progress is already marked interrupted
+        return
 
 
 def ray_preflight(address: str | None, timeout: float = 5.0) -> None:
@@ -368,14 +413,21 @@ def _run_ray(experiment: str, plan: list, store: Path, *, workers: int, address:
                 for i, cfg, resume_id in plan}
         plan_cfg = {i: cfg for i, cfg, _ in plan}
         pending = list(refs)
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
-            i = refs[ready[0]]
-            try:
-                result = ray.get(ready[0])
-            except Exception as e:  # a lost worker or node: the point's run stays resumable
-                result = (_last_run_id(str(store), experiment, plan_cfg[i]), f"Ray task failed: {type(e).__name__}")
-            finished(i, *result)
+        try:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                i = refs[ready[0]]
+                try:
+                    result = ray.get(ready[0])
+                except Exception as e:  # a lost worker or node: the point's run stays resumable
+                    result = (_last_run_id(str(store), experiment, plan_cfg[i]),
+                              f"Ray task failed: {type(e).__name__}")
+                finished(i, *result)
+        except KeyboardInterrupt:  # a KeyboardInterrupt in each running task: its run is marked interrupted
+            for ref in pending:
+                ray.cancel(ref)
+            ray.wait(pending, num_returns=len(pending), timeout=60)
+            raise
     finally:
         if started:
             ray.shutdown()
