@@ -159,9 +159,11 @@ def test_interrupted_sweep_is_finished_by_reissuing_it(tmp_path):
         assert steps == list(range(0, 301, 20))
 
 
-def test_ctrl_c_on_worker_processes_stops_every_point_and_starts_no_more(tmp_path):
+@pytest.mark.parametrize("how", ["ctrl-c", "kill-9"])
+def test_stopped_worker_processes_leave_resumable_runs_and_start_no_more(tmp_path, how):
     """Ctrl-C from a terminal reaches the whole process group: each running point is interrupted once (its
-    run resumable), the queued point never starts; re-issuing the sweep finishes all three."""
+    run resumable), the queued point never starts. kill -9 of the sweep: its workers notice, interrupt their
+    runs and exit instead of living on. Either way, re-issuing the sweep finishes all three points."""
     store = tmp_path / "e.db"
     args = ["sweep", "icl-regression", "--grid", "seed=0,1,2", "--workers", "2", "--no-progress", "--store",
             str(store), *sum((["--set", s] for s in ICL_TINY), [])]
@@ -174,12 +176,21 @@ def test_ctrl_c_on_worker_processes_stops_every_point_and_starts_no_more(tmp_pat
             if len(runs) == 2 and all(st.metric_series(r.id, "probe/err_k0")[0][-1:] >= [100] for r in runs):
                 break
         time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and "Traceback" not in err, err
-    with RunStore(store, create=False) as st:
-        interrupted = st.list_runs()
-        assert [r.status for r in interrupted] == ["interrupted", "interrupted"]  # seed 2 never started
+    if how == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130 and "Traceback" not in err, err
+    else:
+        proc.kill()
+        proc.communicate(timeout=60)
+    deadline = time.time() + 60  # orphaned workers check on their parent once a second
+    while time.time() < deadline:
+        with RunStore(store, create=False) as st:
+            interrupted = st.list_runs()
+        if all(r.status == "interrupted" for r in interrupted):
+            break
+        time.sleep(0.2)
+    assert [r.status for r in interrupted] == ["interrupted", "interrupted"]  # seed 2 never started
     proc = cli(*args, cwd=tmp_path)
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, err

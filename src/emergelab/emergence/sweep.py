@@ -22,6 +22,7 @@ import io
 import itertools
 import json
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -317,7 +318,7 @@ def _run_processes(experiment: str, plan: list, store: Path, *, workers: int,
     n = min(workers, len(plan))
     for item in [*plan, *([None] * n)]:
         tasks.put(item)
-    args = (tasks, results, stop, experiment, str(store), threads_per_worker(workers))
+    args = (tasks, results, stop, experiment, str(store), threads_per_worker(workers), os.getpid())
     procs = [ctx.Process(target=_worker_loop, args=args, daemon=True) for _ in range(n)]
     for proc in procs:
         proc.start()
@@ -348,15 +349,26 @@ def _run_processes(experiment: str, plan: list, store: Path, *, workers: int,
         proc.join(timeout=60)
 
 
-def _worker_loop(tasks: Any, results: Any, stop: Any, experiment: str, store: str, threads: int) -> None:
-    """A worker process: run points from `tasks` until a None or a stop."""
+def _worker_loop(tasks: Any, results: Any, stop: Any, experiment: str, store: str, threads: int,
+                 parent: int) -> None:
+    """A worker process: run points from `tasks` until a None or a stop, or until the sweep's process is gone
+    (killed with -9: the worker then interrupts its own run, which stays resumable, instead of living on)."""
     import signal
+    import threading
 
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's Ctrl-C reaches the whole group: the parent
     signal.signal(signal.SIGTERM, interrupt)  # decides, and interrupts each worker once
+
+    def watch_parent() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        stop.set()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch_parent, daemon=True).start()
     try:
         while not stop.is_set():
             item = tasks.get()
