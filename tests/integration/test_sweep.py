@@ -3,6 +3,7 @@ points reused when the same config already completed, an interrupted sweep finis
 the same numbers from the in-process and the multi-process executors, and the sweep report in Chromium."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from emergelab.config import ConfigError
+from emergelab.emergence.metrics import breakthroughness
 from emergelab.emergence.sweep import expand, lookup, parse_grid, run_sweep, sweep_id
 from emergelab.runs.store import RunStore
 
@@ -200,10 +202,15 @@ def test_stopped_worker_processes_leave_resumable_runs_and_start_no_more(tmp_pat
         assert all(r.status == "completed" for r in runs)
 
 
-def test_swept_seeds_are_averaged_in_the_report(tmp_path):
-    res = run_sweep("rbf-approx", {"seed": [0, 1], "n_train": [20, 50]}, overrides=[*FIXED, "centers=random"],
+def test_swept_seeds_are_averaged_in_the_report_and_changes_scored(tmp_path):
+    res = run_sweep("rbf-approx", {"seed": [0, 1], "n_train": [20, 50, 200]}, overrides=[*FIXED, "centers=random"],
                     store=tmp_path / "e.db", progress=False)
-    values = [r["values"]["results.0.max_abs_error"] for r in res.rows]
-    assert len(set(values)) == 4  # random centers: every seed fits differently
+    metric = "results.0.max_abs_error"
+    values = [r["values"][metric] for r in res.rows]
+    assert len(set(values)) == 6  # random centers: every seed fits differently
     html = res.report_path.read_text()
     assert "against n_train" in html and "mean over the 2 seeds" in html
+    means = [(values[i] + values[i + 3]) / 2 for i in range(3)]  # rows: seed 0 then seed 1, n_train inner
+    assert res.breakthroughness[metric]["all"] == pytest.approx(breakthroughness(means), abs=1e-4)
+    assert "How sudden is each change?" in html
+    assert json.loads((res.dir / "sweep.json").read_text())["breakthroughness"] == res.breakthroughness

@@ -21,6 +21,7 @@ import hashlib
 import io
 import itertools
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +36,7 @@ from ..errors import EmergelabError
 from ..registry import experiments
 from ..runs.atomic import write_json_atomic, write_text_atomic
 from ..runs.store import RunStore
+from .metrics import breakthroughness
 
 EXECUTORS = ("local", "ray")
 RESUMABLE = ("running", "interrupted")  # a point left in these states by a killed sweep is resumed
@@ -126,6 +128,29 @@ class SweepResult:
     report_path: Path
     failed: list[str] = field(default_factory=list)  # run ids of points that failed
     unknown_metrics: dict[str, str] = field(default_factory=dict)  # metric -> hint, for paths in no summary
+    breakthroughness: dict[str, dict[str, float | str]] = field(default_factory=dict)  # metric -> group -> B
+
+    @property
+    def x_key(self) -> str:
+        """The key values are plotted against: the first grid key other than a swept `seed`."""
+        return next(k for k in self.grid if not (self.averages_seeds and k == "seed"))
+
+    @property
+    def averages_seeds(self) -> bool:
+        return "seed" in self.grid and len(self.grid) > 1
+
+    def series(self, metric: str) -> dict[tuple, dict[int, list[float]]]:
+        """Numeric values of `metric` by group (values of the keys other than x_key and an averaged seed) and
+        by position of x_key in the grid: {group: {x index: [one value per seed]}}."""
+        others = [k for k in self.grid if k != self.x_key and not (self.averages_seeds and k == "seed")]
+        xs = self.grid[self.x_key]
+        out: dict[tuple, dict[int, list[float]]] = {}
+        for r in self.rows:
+            y = _number(r["values"].get(metric))
+            if y is not None:
+                group = tuple((k, r["point"][k]) for k in others)
+                out.setdefault(group, {}).setdefault(xs.index(r["point"][self.x_key]), []).append(y)
+        return out
 
 
 def sweep_id(experiment: str, base_hash: str, grid: dict[str, list[Any]]) -> str:
@@ -235,13 +260,39 @@ def collect(sid: str, *, store: str | Path | None = None, reused: set[int] | Non
                    if summaries and all(lookup(s, m, KeyError) is KeyError for s in summaries)}
         result = SweepResult(sid, info["experiment"], grid, metrics, rows, out_dir, out_dir / "report.html",
                              list(failed or []), unknown)
+    result.breakthroughness = sudden_changes(result)
     write_json_atomic(out_dir / "sweep.json", {"id": sid, "experiment": result.experiment, "grid": grid,
-                                               "metrics": metrics, "rows": rows})
+                                               "metrics": metrics, "rows": rows,
+                                               "breakthroughness": result.breakthroughness})
     write_text_atomic(out_dir / "sweep.csv", to_csv(result))
     from ..report.sweep import render_sweep_report
 
     write_text_atomic(result.report_path, render_sweep_report(result))
     return result
+
+
+def sudden_changes(result: SweepResult) -> dict[str, dict[str, float | str]]:
+    """BIG-bench breakthroughness of every numeric metric along x_key (seeds averaged), per group, where the
+    grid gives x_key at least 3 values; 'inf' / '-inf' as strings (JSON has no infinity)."""
+    out: dict[str, dict[str, float | str]] = {}
+    if len(result.grid[result.x_key]) < 3:
+        return out
+    for metric in result.metrics:
+        for group, by_x in result.series(metric).items():
+            if len(by_x) < 3:
+                continue
+            b = breakthroughness([sum(by_x[x]) / len(by_x[x]) for x in sorted(by_x)])
+            label = ", ".join(f"{k}={v}" for k, v in group) or "all"
+            out.setdefault(metric, {})[label] = round(b, 4) if math.isfinite(b) else ("inf" if b > 0 else "-inf")
+    return out
+
+
+def _number(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, int | float) and math.isfinite(v):
+        return float(v)
+    return None
 
 
 def to_csv(result: SweepResult) -> str:

@@ -1,6 +1,6 @@
 """Self-contained HTML report of a sweep: each chosen summary value against the first grid key (one line per
-combination of the other keys; a swept `seed` is averaged, with its min-max as a band), and the table of
-points with links to every run's own report.
+combination of the other keys; a swept `seed` is averaged, with its min-max as a band), the table of
+points with links to every run's own report, and how sudden each change is (BIG-bench breakthroughness).
 
 Input is the `SweepResult` that `emergence.sweep.collect` builds from the store.
 
@@ -24,70 +24,57 @@ if TYPE_CHECKING:
 __all__ = ["render_sweep_report"]
 
 
-def _number(v: Any) -> float | None:
-    if isinstance(v, bool):
-        return float(v)
-    if isinstance(v, int | float) and math.isfinite(v):
-        return float(v)
-    return None
+def _fig_metrics(result: SweepResult) -> str | None:
+    """One panel per numeric metric against result.x_key (evenly spaced, in grid order), one line per group of
+    the other keys; a swept `seed` is averaged (mean line, min-max band)."""
+    panels = [(m, result.series(m)) for m in result.metrics]
+    panels = [(m, groups) for m, groups in panels if groups]
+    if not panels:
+        return None
+    xs = result.grid[result.x_key]
+    cols = min(3, len(panels))
+    rows_n = math.ceil(len(panels) / cols)
+    with F.report_style():
+        fig, axes = F.new_figure(rows_n, cols, figsize=(3.6 * cols, 2.9 * rows_n))
+        for j, (metric, groups) in enumerate(panels):
+            ax = axes[j // cols, j % cols]
+            for i, (group, by_x) in enumerate(groups.items()):
+                at = sorted(by_x)
+                color = F.MODEL_COLORS[i % len(F.MODEL_COLORS)]
+                label = ", ".join(f"{k}={_label(v)}" for k, v in group) or None
+                ax.plot(at, [sum(by_x[x]) / len(by_x[x]) for x in at], "o-", ms=4, lw=1.6, color=color, label=label)
+                if result.averages_seeds:
+                    ax.fill_between(at, [min(by_x[x]) for x in at], [max(by_x[x]) for x in at], color=color,
+                                    alpha=0.18, lw=0)
+            ys = [y for by_x in groups.values() for v in by_x.values() for y in v]
+            if min(ys) > 0 and max(ys) / min(ys) > 30:
+                ax.set_yscale("log")
+            ax.set_xticks(range(len(xs)), [_label(v) for v in xs], fontsize=8)
+            ax.set_xlabel(result.x_key)
+            ax.set_title(metric, fontsize=9)
+            if len(groups) > 1:
+                ax.legend(frameon=False, fontsize=7)
+        for j in range(len(panels), rows_n * cols):
+            axes[j // cols, j % cols].set_visible(False)
+        return F.fig_to_data_uri(fig)
+
+
+def _caption(result: SweepResult) -> str:
+    order = f"against {result.x_key} (evenly spaced, in the order of the grid)"
+    if result.averages_seeds:
+        return (f"Each panel: one summary value {order}; line: mean over the {len(result.grid['seed'])} seeds, "
+                "band: their min-max.")
+    return f"Each panel: one summary value of every completed point {order}."
 
 
 def _label(v: Any) -> str:
     return str(v).lower() if isinstance(v, bool) else str(v)
 
 
-def _fig_metrics(result: SweepResult) -> str | None:
-    """One panel per numeric metric; x = the first grid key other than `seed` (evenly spaced, in grid order),
-    one line per combination of the remaining keys. A swept `seed` is averaged: mean line, min-max band."""
-    keys = list(result.grid)
-    averaged = "seed" in keys and len(keys) > 1
-    x_key = next(k for k in keys if not (averaged and k == "seed"))
-    others = [k for k in keys if k != x_key and not (averaged and k == "seed")]
-    numeric = [m for m in result.metrics if any(_number(r["values"].get(m)) is not None for r in result.rows)]
-    if not numeric:
-        return None
-    xs = result.grid[x_key]
-    cols = min(3, len(numeric))
-    rows_n = math.ceil(len(numeric) / cols)
-    with F.report_style():
-        fig, axes = F.new_figure(rows_n, cols, figsize=(3.6 * cols, 2.9 * rows_n))
-        for j, metric in enumerate(numeric):
-            ax = axes[j // cols, j % cols]
-            groups: dict[tuple, dict[int, list[float]]] = {}
-            for r in result.rows:
-                y = _number(r["values"].get(metric))
-                if y is not None:
-                    g = tuple(r["point"][k] for k in others)
-                    groups.setdefault(g, {}).setdefault(xs.index(r["point"][x_key]), []).append(y)
-            for i, (g, by_x) in enumerate(groups.items()):
-                at = sorted(by_x)
-                color = F.MODEL_COLORS[i % len(F.MODEL_COLORS)]
-                label = ", ".join(f"{k}={_label(v)}" for k, v in zip(others, g, strict=True)) or None
-                ax.plot(at, [sum(by_x[x]) / len(by_x[x]) for x in at], "o-", ms=4, lw=1.6, color=color, label=label)
-                if averaged:
-                    ax.fill_between(at, [min(by_x[x]) for x in at], [max(by_x[x]) for x in at], color=color,
-                                    alpha=0.18, lw=0)
-            ys = [y for by_x in groups.values() for v in by_x.values() for y in v]
-            if ys and min(ys) > 0 and max(ys) / min(ys) > 30:
-                ax.set_yscale("log")
-            ax.set_xticks(range(len(xs)), [_label(v) for v in xs], fontsize=8)
-            ax.set_xlabel(x_key)
-            ax.set_title(metric, fontsize=9)
-            if others and len(groups) > 1:
-                ax.legend(frameon=False, fontsize=7)
-        for j in range(len(numeric), rows_n * cols):
-            axes[j // cols, j % cols].set_visible(False)
-        return F.fig_to_data_uri(fig)
-
-
-def _caption(result: SweepResult) -> str:
-    keys = list(result.grid)
-    if "seed" in keys and len(keys) > 1:
-        x_key = next(k for k in keys if k != "seed")
-        return (f"Each panel: one summary value against {x_key} (evenly spaced, in the order of the grid); "
-                f"line: mean over the {len(result.grid['seed'])} seeds, band: their min-max.")
-    return (f"Each panel: one summary value of every completed point against {keys[0]} "
-            "(evenly spaced, in the order of the grid).")
+def _number(v: Any) -> float | None:
+    if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+        return float(v)
+    return None
 
 
 def _cell(v: Any) -> str:
@@ -113,6 +100,15 @@ def render_sweep_report(result: SweepResult) -> str:
         Section("points", "Points", Markup("\n").join(parts),
                 lead="Every point is an ordinary run; its own report holds its curves, checks and config."),
     ]
+    if result.breakthroughness:
+        b_rows = [{"metric": m, "group": g, "b": b if isinstance(b, str) else f"{b:.2f}"}
+                  for m, groups in result.breakthroughness.items() for g, b in groups.items()]
+        n_x = len(result.grid[result.x_key])
+        sections.append(Section(
+            "sudden", "How sudden is each change?",
+            render_fragment("sweep_breakthrough.html", rows=b_rows, x_key=result.x_key, n_x=n_x),
+            lead=f"BIG-bench breakthroughness along {result.x_key}: a straight line scores ±{n_x - 1}, a jump "
+                 "concentrated in a few steps scores far more."))
     meta = {"sweep": result.sweep_id, "experiment": result.experiment, "points": len(result.rows),
             "completed": n_done}
     grid = "; ".join(f"{k} = {', '.join(_label(v) for v in vs)}" for k, vs in result.grid.items())
