@@ -41,6 +41,16 @@ def run_sweep(experiment: str, grid: list[str] | dict[str, list[Any]], **kwargs:
     return _run_sweep(experiment, parse_grid(grid) if isinstance(grid, list) else grid, **kwargs)
 
 
+def list_sweeps(*, store: str | Path | None = None) -> list[dict[str, Any]]:
+    """Stored sweeps: id, experiment, grid, created_at, number of points and how many completed."""
+    from .emergence.sweep import expand
+
+    with RunStore(store, create=False) as st:
+        return [{"id": s["id"], "experiment": s["experiment"], "grid": s["spec"]["grid"],
+                 "created_at": s["created_at"], "points": len(expand(s["spec"]["grid"])),
+                 "completed": s["statuses"].count("completed")} for s in st.list_sweeps()]
+
+
 def list_experiments() -> list[tuple[str, str]]:
     return [(e.name, e.description) for e in experiments]
 

@@ -125,7 +125,7 @@ def sweep(
         raise typer.Exit(130) from None
     table = Table(show_header=True, header_style="bold", box=None)
     for col in [*res.grid, "run", "status", *res.metrics]:
-        table.add_column(col, overflow="fold")
+        table.add_column(col, overflow="fold", no_wrap=col == "run")  # ids are what users copy
     for row in res.rows:
         status = row["status"] + (" (reused)" if row["reused"] else "")
         values = ["-" if row["values"].get(m) is None else _short(row["values"][m]) for m in res.metrics]
@@ -187,6 +187,25 @@ def list_runs(
 
     for r in runs:
         table.add_row(r.id, r.experiment, r.status, str(r.seed), short(r.started_at))
+    out.print(table)
+
+
+@app.command("list-sweeps")
+@user_errors
+def list_sweeps(store: StoreOpt = None) -> None:
+    """List stored sweeps (re-issue a sweep's command to finish it or to redo its table and report)."""
+    sweeps = api.list_sweeps(store=store)
+    if not sweeps:
+        out.print("No sweeps yet. Start one with: emergelab sweep EXPERIMENT --grid KEY=V1,V2")
+        return
+    table = Table(show_header=True, header_style="bold", box=None)
+    table.add_column("sweep id", no_wrap=True)
+    for col in ("experiment", "grid", "completed", "created (UTC)"):
+        table.add_column(col)
+    for s in sweeps:
+        grid = "; ".join(f"{k}={','.join(map(str, v))}" for k, v in s["grid"].items())
+        table.add_row(s["id"], s["experiment"], grid, f"{s['completed']}/{s['points']}",
+                      s["created_at"][:16].replace("T", " "))
     out.print(table)
 
 

@@ -90,6 +90,17 @@ def test_reissued_sweep_reuses_completed_points(sequential):
         assert len(st.list_runs()) == 4
 
 
+def test_list_sweeps_shows_progress(sequential, tmp_path):
+    from emergelab.api import list_sweeps
+
+    store, res = sequential
+    [info] = list_sweeps(store=store)
+    assert (info["id"], info["points"], info["completed"]) == (res.sweep_id, 4, 4)
+    proc = cli("list-sweeps", "--store", str(store), cwd=tmp_path)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and res.sweep_id in out and "4/4" in out, err
+
+
 def test_a_metric_in_no_summary_gets_a_did_you_mean(sequential):
     store, _ = sequential
     res = run_sweep("rbf-approx", GRID, overrides=FIXED, store=store, progress=False,

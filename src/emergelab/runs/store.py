@@ -317,6 +317,18 @@ class RunStore:
             raise StoreError(f"Unknown sweep '{sweep_id}' in store '{self.path}'.{did_you_mean(sweep_id, ids)}")
         return {"id": row[0], "experiment": row[1], "spec": json.loads(row[2]), "created_at": row[3]}
 
+    def list_sweeps(self) -> list[dict[str, Any]]:
+        """Every sweep (oldest first) with the statuses of its runs: {id, experiment, spec, created_at, statuses}."""
+        out = []
+        for id_, exp, spec, created in self.conn.execute(
+                "SELECT id, experiment, spec, created_at FROM sweeps ORDER BY created_at, id"):
+            statuses = [r[0] for r in self.conn.execute(
+                "SELECT runs.status FROM sweep_runs JOIN runs ON runs.id = sweep_runs.run_id"
+                " WHERE sweep_runs.sweep_id = ?", (id_,))]
+            out.append({"id": id_, "experiment": exp, "spec": json.loads(spec), "created_at": created,
+                        "statuses": statuses})
+        return out
+
     def sweep_runs(self, sweep_id: str) -> dict[int, str]:
         """point index -> run id, for the points that have run."""
         return dict(self.conn.execute("SELECT point, run_id FROM sweep_runs WHERE sweep_id = ?", (sweep_id,)))
