@@ -179,7 +179,8 @@ def run_sweep(
     executor 'local' with workers=1 runs the points one after another in this process; workers > 1 uses
     that many processes with cores/workers torch threads each; 'ray' submits each point as a Ray task
     (`address`: a running cluster; None starts Ray on this machine). `metrics` are dotted paths into each
-    run's summary (default: the experiment's `sweep_metrics`).
+    run's summary (default: the experiment's `sweep_metrics`). A point whose run is still 'running' in the
+    store is taken for a killed one and resumed: do not run the same sweep twice at the same time.
     """
     exp = experiments.get(experiment)
     if executor not in EXECUTORS:
@@ -188,6 +189,10 @@ def run_sweep(
         raise ConfigError(f"workers={workers} is invalid: must be >= 1")
     if not grid:
         raise ConfigError("A sweep needs at least one --grid KEY=V1,V2,...")
+    for key, values in grid.items():
+        seen = [json.dumps(v, sort_keys=True, default=str) for v in values]
+        if len(set(seen)) != len(seen) or not values:
+            raise ConfigError(f"Grid '{key}' must list distinct values, got {values}")
     base = load_config(exp.config_cls, config, overrides)
     points = expand(grid)
     configs = [load_config(exp.config_cls, config, [*(overrides or []), *(_override(k, v) for k, v in p.items())])
