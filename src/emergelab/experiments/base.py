@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..config import invalid
 from ..runs.context import RunContext
 from ..runs.store import Run, RunStore
 
@@ -29,3 +30,35 @@ class Experiment:
     report: Callable[[RunStore, Run], str]
     check: Callable[[Any], None] | None = None
     sweep_metrics: tuple[str, ...] = ()
+
+
+def check_seed_and_threads(cfg: Any) -> None:
+    """The keys every experiment config has: `seed` >= 0 and `threads` >= 0 (0 = torch's default)."""
+    if cfg.seed < 0:
+        invalid("seed", "must be >= 0")
+    if cfg.threads < 0:
+        invalid("threads", "must be >= 0")
+
+
+@dataclass
+class TransformerShape:
+    """The `model` section of experiments that train one `Transformer`; each experiment sets its own defaults
+    through `field(default_factory=lambda: TransformerShape(...))`."""
+
+    n_layers: int = 2
+    d_model: int = 64
+    n_heads: int = 4  # must divide d_model
+    d_mlp: int = 0  # 0 = attention-only
+    layernorm: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        for key in ("n_layers", "d_model", "n_heads"):
+            if getattr(self, key) < 1:
+                invalid(key, "must be >= 1")
+        if self.d_model % self.n_heads:
+            invalid("n_heads", f"must divide d_model ({self.d_model})")
+        if self.d_mlp < 0:
+            invalid("d_mlp", "must be >= 0")

@@ -47,34 +47,12 @@ from ..runs.store import Run, RunStore
 from ..tasks.bursty import BurstyBatch, BurstyTask, BurstyTaskConfig
 from ..train.checkpoint import list_checkpoints, load_model
 from ..train.loop import Callback, TrainConfig, TrainState, train
-from .base import Experiment
+from .base import Experiment, TransformerShape, check_seed_and_threads
 
 PROBE_SEED_OFFSET = 1_000_003  # probe data never coincide with a training batch
 EVAL_SEED_OFFSET = 2_000_003
 SCORE_KINDS = ("previous_token", "induction")
 PROBES = ("icl_accuracy", "iwl_accuracy", "flip_follows_context", "flip_follows_weights")
-
-
-@dataclass
-class ICLModelConfig:
-    n_layers: int = 2  # Reddy 2023: two attention layers (previous-token pairing, then the look-up)
-    d_model: int = 64
-    n_heads: int = 2  # must divide d_model
-    d_mlp: int = 0  # 0 = attention-only, as in Reddy's minimal network
-    layernorm: bool = False
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        if self.n_layers < 1:
-            invalid("n_layers", "must be >= 1")
-        if self.d_model < 1:
-            invalid("d_model", "must be >= 1")
-        if self.n_heads < 1 or self.d_model % self.n_heads:
-            invalid("n_heads", f"must divide d_model ({self.d_model})")
-        if self.d_mlp < 0:
-            invalid("d_mlp", "must be >= 0")
 
 
 @dataclass
@@ -110,7 +88,9 @@ class ICLClassificationConfig:
     seed: int = 0  # model init, training data and probes all derive from it (task.seed fixes the classes)
     threads: int = 0  # torch threads; 0 = torch's default (all cores)
     task: BurstyTaskConfig = field(default_factory=BurstyTaskConfig)
-    model: ICLModelConfig = field(default_factory=ICLModelConfig)
+    # Reddy 2023's minimal network: two attention-only layers (previous-token pairing, then the look-up)
+    model: TransformerShape = field(default_factory=lambda: TransformerShape(
+        n_layers=2, d_model=64, n_heads=2, d_mlp=0, layernorm=False))
     train: TrainConfig = field(default_factory=_default_train)
     analysis: ICLAnalysisConfig = field(default_factory=ICLAnalysisConfig)
 
@@ -118,10 +98,7 @@ class ICLClassificationConfig:
         self.validate()
 
     def validate(self) -> None:
-        if self.seed < 0:
-            invalid("seed", "must be >= 0")
-        if self.threads < 0:
-            invalid("threads", "must be >= 0")
+        check_seed_and_threads(self)
         pb = self.analysis.probe_burstiness
         if self.task.n_context % pb or self.task.n_context // pb > self.task.n_labels:
             invalid("analysis.probe_burstiness", f"must divide task.n_context ({self.task.n_context}) into at "

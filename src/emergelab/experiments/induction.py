@@ -33,7 +33,7 @@ from ..runs.store import Run, RunStore
 from ..tasks.induction import InductionBatch, InductionTask, InductionTaskConfig
 from ..train.checkpoint import list_checkpoints, load_model
 from ..train.loop import Callback, TrainConfig, TrainState, train
-from .base import Experiment
+from .base import Experiment, check_seed_and_threads
 
 SCORE_KINDS = ("previous_token", "duplicate_token", "induction", "prefix_matching")
 PROBE_SEED_OFFSET = 1_000_003  # probe/eval data never coincide with a training batch
@@ -111,10 +111,7 @@ class InductionConfig:
         self.validate()
 
     def validate(self) -> None:
-        if self.seed < 0:
-            invalid("seed", "must be >= 0")
-        if self.threads < 0:
-            invalid("threads", "must be >= 0")
+        check_seed_and_threads(self)
         if self.analysis.icl_late >= self.task.seq_len - 1:
             invalid("analysis.icl_late", f"must be < task.seq_len - 1 ({self.task.seq_len - 1})")
 

