@@ -30,7 +30,7 @@ def test_grid_parsing_expansion_and_paths():
         "task.pool_size": [1, 4, 16], "train.lr": [0.001, 0.003], "functions": [["x^2"], ["sin(3x)"]]}
     with pytest.raises(ConfigError, match="given twice"):
         parse_grid(["seed=1", "seed=2"])
-    with pytest.raises(ConfigError, match="key=value"):
+    with pytest.raises(ConfigError, match="must look like key=v1,v2"):
         parse_grid(["seed"])
     assert expand({"a": [1, 2], "b": ["x", "y"]}) == [
         {"a": 1, "b": "x"}, {"a": 1, "b": "y"}, {"a": 2, "b": "x"}, {"a": 2, "b": "y"}]

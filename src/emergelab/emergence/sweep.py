@@ -51,7 +51,9 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     """
     grid: dict[str, list[Any]] = {}
     for text in items:
-        key, raw = parse_override(text)  # validates 'key=value'; raw is already YAML-parsed
+        if "=" not in text:
+            raise ConfigError(f"Grid '{text}' must look like key=v1,v2,..., e.g. seed=0,1,2")
+        key, raw = parse_override(text)  # raw is already YAML-parsed
         if key in grid:
             raise ConfigError(f"Grid key '{key}' is given twice")
         if isinstance(raw, list):
@@ -250,16 +252,17 @@ def collect(sid: str, *, store: str | Path | None = None, reused: set[int] | Non
         grid, metrics = info["spec"]["grid"], info["spec"]["metrics"]
         points = expand(grid)
         run_ids = st.sweep_runs(sid)
-        rows = []
+        rows, summaries = [], []
         for i, point in enumerate(points):
             run_id = run_ids.get(i)
             run = st.get_run(run_id) if run_id else None
             summary = st.get_result(run_id, "summary") if run_id else None
+            if summary is not None:
+                summaries.append(summary)
             rows.append({"point": point, "run_id": run_id, "status": run.status if run else "not run",
                          "reused": i in (reused or set()),
                          "values": {m: lookup(summary, m) for m in metrics} if summary else {}})
         out_dir = st.root / "sweeps" / sid
-        summaries = [st.get_result(r["run_id"], "summary") for r in rows if r["status"] == "completed"]
         unknown = {m: _hint(m, sorted({p for s in summaries for p in summary_paths(s)}))
                    for m in metrics
                    if summaries and all(lookup(s, m, KeyError) is KeyError for s in summaries)}

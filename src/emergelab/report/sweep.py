@@ -71,16 +71,9 @@ def _label(v: Any) -> str:
     return str(v).lower() if isinstance(v, bool) else str(v)
 
 
-def _number(v: Any) -> float | None:
-    if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
-        return float(v)
-    return None
-
-
 def _cell(v: Any) -> str:
-    n = _number(v)
-    if n is not None and not isinstance(v, bool):
-        return f"{n:.4g}"
+    if isinstance(v, float):
+        return f"{v:.4g}"
     return "—" if v is None else _label(v)
 
 
