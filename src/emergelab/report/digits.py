@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from emergelab.report import figures as F
-from emergelab.report.html import Section, config_section, render_fragment, render_page
+from emergelab.report.html import Section, config_section, render_fragment, render_page, run_meta
 
 __all__ = ["example_report_data", "render_digits_report"]
 
@@ -615,18 +615,7 @@ def render_digits_report(data: Mapping[str, Any]) -> str:
                 lead="Which classes the model mixes up, and how stable the metrics are across split seeds."),
         config_section(run, data.get("config") or {}, _wall_rows(summary)),
     ]
-    commit = run.get("git_commit")
-    checks = head["checks"]
-    meta = {
-        "run": run.get("id", "—"),
-        "status": run.get("status", "—"),
-        "seed": run.get("seed", "—"),
-        "version": run.get("version", "—"),
-        "commit": str(commit)[:10] if commit else "unknown",
-        "started": run.get("started_at", "—"),
-        "accuracy": head["accuracy"],
-        "checks": f"{head['n_pass']}/{len(checks)} passed" if checks else "none",
-    }
+    meta = run_meta(run, head["checks"], {"started": run.get("started_at", "—"), "accuracy": head["accuracy"]})
     return render_page(TITLE, sections, subtitle=SUBTITLE, meta=meta, styles=("report.css", "digits.css"))
 
 

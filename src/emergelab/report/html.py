@@ -27,7 +27,7 @@ import jinja2
 from markupsafe import Markup
 
 __all__ = ["Section", "config_section", "config_text", "json_for_script", "provenance_rows", "render_fragment",
-           "render_page", "read_asset", "to_jsonable"]
+           "render_page", "read_asset", "run_meta", "to_jsonable"]
 
 TEMPLATE_PACKAGE = "emergelab.report"
 TEMPLATE_DIR = "templates"
@@ -218,6 +218,17 @@ def provenance_rows(run: Mapping[str, Any], extra: Sequence[tuple[str, Any]] = (
         *extra,
     ]
     return [(k, "—" if v is None else str(v)) for k, v in rows]
+
+
+def run_meta(run: Mapping[str, Any], checks: Sequence[Mapping[str, Any]],
+             extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The header chips of every run report: run, status, seed, version, commit, the report's own `extra`,
+    then how many target checks passed."""
+    commit = run.get("git_commit")
+    n_pass = sum(bool(c.get("passed")) for c in checks)
+    return {"run": run.get("id", "—"), "status": run.get("status", "—"), "seed": run.get("seed", "—"),
+            "version": run.get("version", "—"), "commit": str(commit)[:10] if commit else "unknown",
+            **(extra or {}), "checks": f"{n_pass}/{len(checks)} passed" if checks else "none"}
 
 
 def config_section(run: Mapping[str, Any], config: Any, extra: Sequence[tuple[str, Any]] = ()) -> Section:

@@ -22,7 +22,7 @@ from typing import Any
 from markupsafe import Markup
 
 from emergelab.report import figures as F
-from emergelab.report.html import Section, config_section, render_fragment, render_page
+from emergelab.report.html import Section, config_section, render_fragment, render_page, run_meta
 
 __all__ = ["render_icl_classification_report"]
 
@@ -156,8 +156,5 @@ def render_icl_classification_report(data: Mapping[str, Any]) -> str:
                        [] if summary.get("wall_seconds") is None
                        else [("wall time", f"{float(summary['wall_seconds']):,.1f} s")]),
     ]
-    commit = run.get("git_commit")
-    meta = {"run": run.get("id", "—"), "status": run.get("status", "—"), "seed": run.get("seed", "—"),
-            "version": run.get("version", "—"), "commit": str(commit)[:10] if commit else "unknown",
-            "checks": f"{n_pass}/{len(checks)} passed" if checks else "none"}
+    meta = run_meta(run, checks)
     return render_page(TITLE, sections, subtitle=SUBTITLE, meta=meta)

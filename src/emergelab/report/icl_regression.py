@@ -24,7 +24,7 @@ from typing import Any
 from markupsafe import Markup
 
 from emergelab.report import figures as F
-from emergelab.report.html import Section, config_section, render_fragment, render_page
+from emergelab.report.html import Section, config_section, render_fragment, render_page, run_meta
 
 __all__ = ["render_icl_regression_report"]
 
@@ -164,10 +164,7 @@ def render_icl_regression_report(data: Mapping[str, Any]) -> str:
                        [] if data.get("wall_seconds") is None
                        else [("wall time", f"{float(data['wall_seconds']):,.1f} s")]),
     ]
-    commit = run.get("git_commit")
-    meta = {"run": run.get("id", "—"), "status": run.get("status", "—"), "seed": run.get("seed", "—"),
-            "d": d, "tracks": tr.get("closest", "—"), "commit": str(commit)[:10] if commit else "unknown",
-            "checks": f"{n_pass}/{len(checks)} passed" if checks else "none"}
+    meta = run_meta(run, checks, {"d": d, "tracks": tr.get("closest", "—")})
     if diversity.get("pool_size"):
         meta |= {"task pool": diversity.get("pool_size"), "outside the pool": diversity.get("behaves_like")}
     return render_page(TITLE, sections, subtitle=SUBTITLE, meta=meta)

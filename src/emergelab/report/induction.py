@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from emergelab.report import figures as F
-from emergelab.report.html import Section, config_section, render_fragment, render_page
+from emergelab.report.html import Section, config_section, render_fragment, render_page, run_meta
 
 __all__ = ["example_report_data", "render_induction_report", "head_name"]
 
@@ -600,16 +600,7 @@ def render_induction_report(data: Mapping[str, Any]) -> str:
         ),
         config_section(run, data.get("config") or {}, _wall_rows(models)),
     ]
-    commit = run.get("git_commit")
-    meta = {
-        "run": run.get("id", "—"),
-        "status": run.get("status", "—"),
-        "seed": run.get("seed", "—"),
-        "version": run.get("version", "—"),
-        "commit": (str(commit)[:10] if commit else "unknown"),
-        "started": run.get("started_at", "—"),
-        "checks": f"{n_pass}/{len(checks)} passed" if checks else "none",
-    }
+    meta = run_meta(run, checks, {"started": run.get("started_at", "—")})
     return render_page(
         f"{TITLE}",
         sections,

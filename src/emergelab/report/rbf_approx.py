@@ -26,7 +26,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from emergelab.report import figures as F
-from emergelab.report.html import Section, config_section, render_fragment, render_page
+from emergelab.report.html import Section, config_section, render_fragment, render_page, run_meta
 
 __all__ = ["render_rbf_approx_report"]
 
@@ -193,9 +193,6 @@ def render_rbf_approx_report(data: Mapping[str, Any],
                        [] if data.get("wall_seconds") is None
                        else [("wall time (fits)", f"{float(data['wall_seconds']):.3f} s")]),
     ]
-    commit = run.get("git_commit")
-    meta = {"run": run.get("id", "—"), "status": run.get("status", "—"), "seed": run.get("seed", "—"),
-            "version": run.get("version", "—"), "commit": str(commit)[:10] if commit else "unknown",
-            "checks": f"{n_pass}/{len(checks)} passed" if checks else "none"}
+    meta = run_meta(run, checks)
     return render_page(TITLE, sections, subtitle=SUBTITLE, meta=meta)
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from emergelab.report import figures as F
-from emergelab.report.html import Section, config_section, render_fragment, render_page
+from emergelab.report.html import Section, config_section, render_fragment, render_page, run_meta
 from emergelab.tasks.text import word_spans
 
 __all__ = ["example_report_data", "highlight_segments", "render_text_attention_report"]
@@ -242,15 +242,7 @@ def render_text_attention_report(data: Mapping[str, Any]) -> str:
         sections.insert(1, Section("empty", "No encoder", render_fragment("_text.html",
                                                                           text="No encoder was trained in this run.")))
     run = data.get("run") or {}
-    commit = run.get("git_commit")
-    meta = {
-        "run": run.get("id", "—"),
-        "status": run.get("status", "—"),
-        "seed": run.get("seed", "—"),
-        "best": f"{best} {_num(summary.get('test_accuracy'))}" if best else "—",
-        "commit": str(commit)[:10] if commit else "unknown",
-        "checks": f"{n_pass}/{len(checks)} passed" if checks else "none",
-    }
+    meta = run_meta(run, checks, {"best": f"{best} {_num(summary.get('test_accuracy'))}" if best else "—"})
     return render_page(TITLE, sections, subtitle=SUBTITLE, meta=meta, styles=("report.css", "text_attention.css"))
 
 
