@@ -73,7 +73,16 @@ def _finish(store: RunStore, ctx: RunContext, exp: Experiment) -> RunResult:
     return RunResult(run.id, run.dir, "completed", summary, report_path)
 
 
+def _use_threads(threads: int | None) -> None:
+    """An experiment config's `threads` (0 or absent = torch's default) holds for its training and analysis."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def _analyze(store: RunStore, run: Run, exp: Experiment) -> dict[str, Any]:
+    _use_threads(run.config.get("threads"))
     summary = exp.analyze(store, run)
     store.put_result(run.id, "summary", summary)
     write_json_atomic(run.dir / "summary.json", summary)
@@ -90,6 +99,7 @@ def write_report(store: RunStore, run: Run) -> Path:
 
 def _execute(store: RunStore, ctx: RunContext, exp: Experiment, cfg: Any, resume: bool) -> RunResult:
     try:
+        _use_threads(getattr(cfg, "threads", 0))
         exp.train(cfg, ctx, resume)
         return _finish(store, ctx, exp)
     except KeyboardInterrupt:

@@ -8,6 +8,8 @@ An experiment registers one `Experiment` in `emergelab.registry.experiments`:
     check(cfg)               optional: validate inputs beyond the config (e.g. read the data files)
                              BEFORE a run is created, so bad input leaves nothing behind
     sweep_metrics            dotted paths into the summary that `emergelab sweep` tabulates by default
+
+The runner applies the config's `threads` (torch threads; 0 = torch's default) before train and analyze.
 """
 
 from __future__ import annotations

@@ -286,8 +286,6 @@ def check_data(cfg: DigitsConfig) -> None:
 
 
 def run_digits(cfg: DigitsConfig, ctx: RunContext, resume: bool = False) -> None:
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
     X, y, shape = load_digits_data(cfg.data.path)
     if cfg.data.max_samples and cfg.data.max_samples < len(X):

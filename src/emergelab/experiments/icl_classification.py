@@ -231,8 +231,6 @@ class Telemetry(Callback):
 
 # --- training ---------------------------------------------------------------------------------
 def train_model(cfg: ICLClassificationConfig, ctx: RunContext, resume: bool = False) -> None:
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     if ctx.store.get_result(ctx.id, "trained"):
         return
     task = BurstyTask(cfg.task)

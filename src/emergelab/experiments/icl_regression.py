@@ -210,8 +210,6 @@ class Telemetry(Callback):
 
 # --- training ---------------------------------------------------------------------------------------------
 def train_model(cfg: ICLRegressionConfig, ctx: RunContext, resume: bool = False) -> None:
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     task = RegressionTask(cfg.task)
     probe = sample(task, cfg.analysis.probe_size, cfg.seed + PROBE_SEED_OFFSET)
     model = make_model(cfg, cfg.seed)
@@ -298,8 +296,6 @@ def _curves(evals: dict[str, Any]) -> dict[str, list[float]]:
 
 def analyze(store: RunStore, run: Run) -> dict[str, Any]:
     cfg = from_dict(ICLRegressionConfig, run.config)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     task = RegressionTask(cfg.task)
     d, nb = cfg.task.d, cfg.analysis.n_boot
     model = final_model(run, cfg)

@@ -192,8 +192,6 @@ def sample(task: InductionTask, n: int, seed: int) -> InductionBatch:
 
 # --- training ---------------------------------------------------------------------------------
 def train_models(cfg: InductionConfig, ctx: RunContext, resume: bool = False) -> None:
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     task = InductionTask(cfg.task)
     probe = sample(task, cfg.analysis.probe_size, cfg.seed + PROBE_SEED_OFFSET)
     with ctx.progress:

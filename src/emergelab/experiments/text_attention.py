@@ -379,8 +379,6 @@ class Telemetry(Callback):
 
 
 def train_encoders(cfg: TextAttentionConfig, ctx: RunContext, resume: bool = False) -> None:
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     store = ctx.store
     if store.get_result(ctx.id, "data") is not None:  # resuming: keep the texts and split the run began with
         data = stored_data(store, ctx.run)
