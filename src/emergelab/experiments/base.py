@@ -8,6 +8,9 @@ An experiment registers one `Experiment` in `emergelab.registry.experiments`:
     check(cfg)               optional: validate inputs beyond the config (e.g. read the data files)
                              BEFORE a run is created, so bad input leaves nothing behind
     sweep_metrics            dotted paths into the summary that `emergelab sweep` tabulates by default
+    tiny                     overrides that make it run in seconds (the experiment contract tests use them)
+
+Experiments are built from the kit in `experiments/kit.py` and registered with `kit.register`.
 
 The runner applies the config's `threads` (torch threads; 0 = torch's default) before train and analyze.
 """
@@ -32,6 +35,7 @@ class Experiment:
     report: Callable[[RunStore, Run], str]
     check: Callable[[Any], None] | None = None
     sweep_metrics: tuple[str, ...] = ()
+    tiny: tuple[str, ...] = ()
 
 
 def check_seed_and_threads(cfg: Any) -> None:

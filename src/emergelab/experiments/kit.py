@@ -1,0 +1,263 @@
+"""The kit every experiment is built from, so an experiment module holds only its config, how it builds
+task and model, its train call, its analysis and its checks.
+
+    RunSettings        the keys every experiment config has: seed, threads, device
+    probe_seed/eval_seed   one seed-offset convention: probe and eval data never coincide with training
+    ProbeCallback      streams named metrics measured on a fixed probe batch to the store, every log step
+    train_timed        one model's training with a progress bar, its wall time and a 'trained' marker
+    final_checkpoint   the model of a finished training, loaded from its last checkpoint
+    Checks             the builder of a run's target checks (rows the reports render)
+    FinishedRun        a typed view of a finished run for analysis and reports
+    register           registers an `Experiment` (device availability checked before a run exists)
+
+Example (the skeleton of an experiment module):
+    >>> @dataclass
+    ... class MyConfig(RunSettings):
+    ...     train: TrainConfig = field(default_factory=TrainConfig)
+    >>> def train_model(cfg, ctx, resume):
+    ...     probe = task.sample(256, generator(probe_seed(cfg.seed)))
+    ...     train_timed(ctx, model, loss_fn, batch_fn, cfg.train, seed=cfg.seed, resume=resume,
+    ...                 device=cfg.device, callbacks=[ProbeCallback(ctx, lambda s: measure(s.model, probe))])
+    >>> def analyze(store, run):
+    ...     view = FinishedRun(store, run, MyConfig)
+    ...     model = final_checkpoint(run, make_model(view.cfg), view.cfg.train.steps)
+    ...     checks = Checks(); checks.add("loss < 1", loss < 1, f"{loss:.3f}")
+    ...     return {"loss": loss, "checks": checks.rows}
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..config import from_dict, invalid
+from ..devices import resolve_device
+from ..errors import StoreError
+from ..registry import experiments
+from ..runs.context import RunContext
+from ..runs.names import metric
+from ..runs.store import Run, RunStore
+from ..train.checkpoint import list_checkpoints, load_model
+from ..train.loop import Callback, TrainConfig, TrainState, train
+from .base import Experiment
+
+PROBE_SEED_OFFSET = 1_000_003  # probe data (telemetry over training) never coincide with a training batch
+EVAL_SEED_OFFSET = 2_000_003  # nor do the fresh batches of the final evaluation
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def probe_seed(seed: int, k: int = 0) -> int:
+    """Seed of the k-th fixed probe batch of a run with seed `seed`."""
+    return seed + PROBE_SEED_OFFSET + k
+
+
+def eval_seed(seed: int, k: int = 0) -> int:
+    """Seed of the k-th fresh evaluation batch of a run with seed `seed`."""
+    return seed + EVAL_SEED_OFFSET + k
+
+
+def generator(seed: int) -> torch.Generator:
+    """A CPU generator seeded with `seed`: data are drawn on the CPU, so numbers never depend on the device."""
+    return torch.Generator().manual_seed(seed)
+
+
+# --- config ---------------------------------------------------------------------------------------
+@dataclass
+class RunSettings:
+    """Base of every experiment config: the keys that say how a run runs, not what it computes."""
+
+    seed: int = 0  # model init, training data, probes and evaluation all derive from it
+    threads: int = 0  # torch threads; 0 = torch's default (all cores)
+    device: str = "auto"  # 'auto' (CUDA, else MPS, else CPU), 'cpu', 'cuda', 'cuda:N', 'mps'
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        check_run_settings(self)
+
+
+def check_run_settings(cfg: Any) -> None:
+    """`seed` >= 0, `threads` >= 0 and a well-formed `device` (availability is checked before a run starts)."""
+    if cfg.seed < 0:
+        invalid("seed", "must be >= 0")
+    if cfg.threads < 0:
+        invalid("threads", "must be >= 0")
+    device = getattr(cfg, "device", "auto")
+    kind, _, index = device.partition(":")
+    if kind not in DEVICES or (index and not (kind == "cuda" and index.isdigit())):
+        invalid("device", f"must be one of {', '.join(DEVICES)} or cuda:N, got '{device}'")
+
+
+def device_of(cfg: Any) -> torch.device:
+    """The torch device a config asks for (`device` key; CPU for configs without one)."""
+    return resolve_device(getattr(cfg, "device", "cpu"))
+
+
+# --- training ---------------------------------------------------------------------------------------
+class ProbeCallback(Callback):
+    """Streams `measure(state) -> {name: value}` to the store at every log step (and step 0), under `prefix`,
+    plus `train/loss` (mean over the log window) and `train/lr` after step 0.
+
+    On (re)start, metrics logged after the checkpoint being resumed from are deleted: they are logged
+    again, identically. `step_of` maps optimizer steps to the logged step (e.g. epochs).
+    """
+
+    def __init__(self, ctx: RunContext, measure: Callable[[TrainState], dict[str, float]], prefix: str = "",
+                 step_of: Callable[[int], int] | None = None, train_metrics: bool = True):
+        self.ctx, self.measure, self.prefix = ctx, measure, metric(prefix) + "/" if metric(prefix) else ""
+        self.step_of = step_of or (lambda step: step)
+        self.train_metrics = train_metrics
+
+    def on_train_start(self, state: TrainState) -> None:
+        self.ctx.store.delete_metrics_after(self.ctx.id, self.step_of(state.step), prefix=self.prefix)
+
+    def on_log(self, state: TrainState) -> None:
+        values = dict(self.measure(state))
+        if self.train_metrics and state.step > 0:
+            values["train/loss"] = state.window_loss
+            values["train/lr"] = state.lr
+        self.ctx.log(self.step_of(state.step), values, prefix=self.prefix)
+
+
+def train_timed(ctx: RunContext, model: torch.nn.Module, loss_fn: Callable[[Any, Any], torch.Tensor],
+                batch_fn: Callable[[int, torch.Generator], Any], cfg: TrainConfig, *, seed: int, resume: bool,
+                label: str = "", description: str | None = None, callbacks: Sequence[Callback] = (),
+                device: str | torch.device = "cpu") -> bool:
+    """Train one model of a run through `train()`, unless results say it was trained already.
+
+    Checkpoints go to `<run dir>/checkpoints[/label]`; the wall time accumulates (over resumes) in results
+    `wall_seconds[/label]`; results `trained[/label]` marks it done. Shows a progress bar with the loss.
+    Returns True if it trained, False if it was already trained.
+    """
+    store, done_key, wall_key = ctx.store, metric("trained", label), metric("wall_seconds", label)
+    if store.get_result(ctx.id, done_key):
+        return False
+    dev = resolve_device(device) if isinstance(device, str) else device
+    t0 = time.perf_counter()
+    before = store.get_result(ctx.id, wall_key, 0.0)
+    with ctx.progress:
+        bar = ctx.progress.add_task(description or " ".join(p for p in (ctx.id, label) if p), total=cfg.steps,
+                                    loss="-")
+
+        def show(state: TrainState) -> None:
+            ctx.progress.update(bar, completed=state.step, loss=f"{state.loss:.3f}")
+
+        try:
+            train(model, loss_fn, batch_fn, cfg, seed=seed, checkpoint_dir=ctx.dir / "checkpoints" / label,
+                  resume=resume, callbacks=callbacks, progress=show, label=label or ctx.run.experiment,
+                  **_device_kwargs(dev))
+        finally:
+            store.put_result(ctx.id, wall_key, before + time.perf_counter() - t0)
+    store.put_result(ctx.id, done_key, True)
+    return True
+
+
+def _device_kwargs(dev: torch.device) -> dict[str, Any]:
+    """`device=` for train() where the trainer takes it; a CPU run passes nothing (the trainer's default)."""
+    return {} if dev.type == "cpu" else {"device": dev}
+
+
+def final_checkpoint(run: Run, model: torch.nn.Module, steps: int, label: str = "",
+                     device: str | torch.device = "cpu") -> torch.nn.Module:
+    """`model` (freshly built, any init) with the weights of the final checkpoint of `<run dir>/checkpoints
+    [/label]`, in eval mode on `device`. A missing or unfinished training is a StoreError saying what to do."""
+    found = list_checkpoints(run.dir / "checkpoints" / label)
+    if not found or found[-1][0] != steps:
+        what = f" for {label}" if label else ""
+        if run.status == "completed":
+            raise StoreError(f"Run {run.id} has no final checkpoint{what} (its checkpoints were deleted); "
+                             f"run the experiment again to recompute its analysis")
+        raise StoreError(f"Run {run.id} has no final checkpoint{what}; resume it first "
+                         f"(emergelab run --resume {run.id})")
+    dev = resolve_device(device) if isinstance(device, str) else device
+    return load_model(found[-1][1], model).to(dev).eval()
+
+
+# --- analysis and reports ---------------------------------------------------------------------------
+class Checks:
+    """A run's target checks, in the shape every report renders: [{"name", "passed", "detail"}].
+
+    Example:
+        >>> checks = Checks()
+        >>> checks.add("loss <= 1.0 nat", loss <= 1.0, f"{loss:.3f} nats")
+        >>> summary["checks"] = checks.rows
+    """
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, name: str, passed: bool, detail: str = "") -> None:
+        self.rows.append({"name": name, "passed": bool(passed), "detail": detail})
+
+    @property
+    def all_passed(self) -> bool:
+        return all(r["passed"] for r in self.rows)
+
+
+class FinishedRun:
+    """A typed view of a stored run: its config object, summary, results and metrics.
+
+    Example:
+        >>> view = FinishedRun(store, run, InductionConfig)
+        >>> view.cfg.model.depths, view.summary["checks"], view.curves("2L/")["probe/loss"]["steps"]
+    """
+
+    def __init__(self, store: RunStore, run: Run, config_cls: type):
+        self.store, self.run = store, run
+        self.cfg = from_dict(config_cls, run.config)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The stored analysis; a run without one is a StoreError (resume or reanalyze it)."""
+        summary = self.store.get_result(self.run.id, "summary")
+        if summary is None:
+            raise StoreError(f"Run {self.run.id} has no analysis yet (status: {self.run.status}); "
+                             f"resume it first (emergelab run --resume {self.run.id})")
+        return summary
+
+    def result(self, name: str, default: Any = None) -> Any:
+        return self.store.get_result(self.run.id, name, default)
+
+    def require(self, name: str) -> Any:
+        """A result the analysis must have stored; missing -> StoreError."""
+        value = self.store.get_result(self.run.id, name)
+        if value is None:
+            raise StoreError(f"Run {self.run.id} has no '{name}' result; reanalyze it "
+                             f"(emergelab report {self.run.id} --reanalyze)")
+        return value
+
+    def metrics(self, prefix: str = "") -> dict[str, tuple[list[int], list[float]]]:
+        """{full name: (steps, values)} of the metrics whose names start with `prefix`."""
+        return self.store.metrics(self.run.id, prefix=prefix)
+
+    def curves(self, prefix: str = "") -> dict[str, dict[str, list]]:
+        """{name without `prefix`: {"steps": [...], "values": [...]}}, the shape reports plot."""
+        return {name[len(prefix):]: {"steps": s, "values": v} for name, (s, v) in self.metrics(prefix).items()}
+
+    def report_data(self, **extra: Any) -> dict[str, Any]:
+        """What every report shows (run header, config, summary, checks) plus the experiment's own keys."""
+        summary = self.summary
+        return {"run": self.run.info(), "config": self.run.config, "summary": summary,
+                "checks": summary.get("checks", []), **extra}
+
+
+def register(name: str, description: str, config_cls: type, train: Callable, analyze: Callable,
+             report: Callable, *, check: Callable[[Any], None] | None = None, sweep_metrics: Sequence[str] = (),
+             tiny: Sequence[str] = ()) -> Experiment:
+    """Register experiment `name`. Before a run exists the runner calls `check(cfg)`: here the device the
+    config asks for is checked first (a 'cuda' run on a machine without CUDA creates nothing).
+    `tiny` are overrides that make the experiment run in seconds (the experiment contract tests use them)."""
+
+    def preflight(cfg: Any) -> None:
+        device_of(cfg)
+        if check is not None:
+            check(cfg)
+
+    exp = Experiment(name, config_cls, train, analyze, report, check=preflight, sweep_metrics=tuple(sweep_metrics),
+                     tiny=tuple(tiny))
+    return experiments.register(name, description)(exp)
