@@ -1,5 +1,5 @@
 """A model-agnostic training loop: AdamW, warmup + cosine/constant schedule, gradient clipping,
-explicit seeding, callbacks, safetensors checkpoints and exact resume.
+explicit seeding, callbacks, safetensors checkpoints, exact resume, any device.
 
 The loop knows nothing about any model or task. It gets:
     batch_fn(step, generator) -> batch       fresh data; the generator is seeded from (seed, step),
@@ -9,9 +9,15 @@ The loop knows nothing about any model or task. It gets:
 Resume is exact: a run restarted from its latest checkpoint replays the same batches on the
 same weights and optimizer state, so it ends with bitwise-identical metrics on CPU.
 
+Devices: `device=` ('auto', 'cuda', a torch.device ...; default CPU) moves the model there and every
+batch after `batch_fn` made it. `batch_fn`'s generator stays a CPU generator, so the data (and hence a
+run's numbers, up to the device's float arithmetic) depend on the seed, not on the device. Checkpoints
+hold CPU tensors plus the device's RNG state, and resume on any device.
+
 Example:
     >>> cfg = TrainConfig(steps=200, lr=1e-3)
     >>> state = train(model, lambda m, b: m.loss(b), lambda s, g: task.sample(64, g), cfg, seed=0)
+    >>> state = train(model, loss_fn, batch_fn, cfg, seed=0, device=resolve_device("auto"))  # on a GPU
 """
 
 from __future__ import annotations
@@ -25,8 +31,17 @@ from typing import Any, Literal
 import torch
 
 from ..config import invalid
+from ..devices import resolve_device, to_device
 from ..errors import TrainingDiverged
-from .checkpoint import checkpoint_path, list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
+from .checkpoint import (
+    checkpoint_path,
+    device_rng_state,
+    list_checkpoints,
+    load_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+    set_device_rng_state,
+)
 from .schedule import lr_at
 
 
@@ -38,7 +53,7 @@ class TrainConfig:
     weight_decay: float = 0.01  # decoupled; 1.0 delays the induction phase change a lot
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     warmup_steps: int = 100  # linear warmup from lr/warmup_steps
-    schedule: Literal["constant", "cosine"] = "constant"
+    schedule: Literal["constant", "cosine", "one_cycle"] = "constant"  # one_cycle: warmup_steps = its rise
     min_lr_ratio: float = 0.1  # cosine floor, as a fraction of lr
     grad_clip: float = 1.0  # max global grad norm; 0 disables clipping
     log_every: int = 50  # telemetry period, in steps
@@ -124,12 +139,17 @@ def train(
     callbacks: Sequence[Callback] = (),
     progress: Callable[[TrainState], None] | None = None,
     label: str = "",
+    device: torch.device | str = "cpu",
 ) -> TrainState:
-    """Train `model` in place for `cfg.steps` updates; returns the final state.
+    """Train `model` in place for `cfg.steps` updates on `device`; returns the final state.
 
+    `device`: a torch.device or a config value ('auto', 'cpu', 'cuda', 'cuda:N', 'mps'; an unavailable one is
+    a ConfigError). The model is moved there (and stays there); batches are moved with `to_device`.
     With `resume=True` and a checkpoint in `checkpoint_dir`, continues from the latest one.
     Raises `TrainingDiverged` on a NaN/inf loss (checkpoints written before stay).
     """
+    device = resolve_device(device)
+    model.to(device)  # before the optimizer exists: it holds the parameters that live on the device
     optimizer = make_optimizer(model, cfg)
     state = TrainState(model=model, optimizer=optimizer, cfg=cfg)
     if resume and checkpoint_dir is not None and (found := list_checkpoints(checkpoint_dir)):
@@ -139,6 +159,7 @@ def train(
             optimizer.load_state_dict(ckpt.optimizer)
         if ckpt.rng is not None:
             torch.set_rng_state(ckpt.rng)
+        set_device_rng_state(device, ckpt.device_rng)
         state.step = state.resumed_from = ckpt.step
     for cb in callbacks:
         cb.on_train_start(state)
@@ -155,7 +176,7 @@ def train(
                          schedule=cfg.schedule, min_lr_ratio=cfg.min_lr_ratio)
         for group in optimizer.param_groups:
             group["lr"] = state.lr
-        batch = batch_fn(step, step_generator(seed, step))
+        batch = to_device(batch_fn(step, step_generator(seed, step)), device)
         loss = loss_fn(model, batch)
         loss_value = loss.item()
         if not math.isfinite(loss_value):
@@ -180,7 +201,8 @@ def train(
                 cb.on_log(state)
             model.train()
         if checkpoint_dir is not None and (state.step % cfg.checkpoint_every == 0 or state.step == cfg.steps):
-            save_checkpoint(checkpoint_path(checkpoint_dir, state.step), model, optimizer, state.step)
+            save_checkpoint(checkpoint_path(checkpoint_dir, state.step), model, optimizer, state.step,
+                            device_rng=device_rng_state(device))
             prune_checkpoints(checkpoint_dir, cfg.keep_checkpoints)
         if progress is not None:
             progress(state)
