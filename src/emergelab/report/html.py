@@ -26,6 +26,8 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from emergelab.report.format import MISSING, fmt
+
 __all__ = ["Section", "config_section", "config_text", "json_for_script", "provenance_rows", "render_fragment",
            "render_page", "read_asset", "run_meta", "to_jsonable"]
 
@@ -63,22 +65,9 @@ def _env() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["fmt"] = _fmt
+    env.filters["fmt"] = fmt  # the one number formatter, also in templates
     env.filters["json_script"] = json_for_script
     return env
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    """Format numbers for tables: fixed digits, em dash for missing/non-finite."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}" if math.isfinite(value) else "—"
-    return str(value)
 
 
 def read_asset(name: str) -> str:
@@ -217,7 +206,7 @@ def provenance_rows(run: Mapping[str, Any], extra: Sequence[tuple[str, Any]] = (
         ("ended", run.get("ended_at") or "not finished"),
         *extra,
     ]
-    return [(k, "—" if v is None else str(v)) for k, v in rows]
+    return [(k, MISSING if v is None else str(v)) for k, v in rows]
 
 
 def run_meta(run: Mapping[str, Any], checks: Sequence[Mapping[str, Any]],
