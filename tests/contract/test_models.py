@@ -1,5 +1,6 @@
 """Every registered model gets these tests by registering: it provides `tiny(seed)`,
-`example_batch(batch_size, generator)` and `loss(batch)`."""
+`example_batch(batch_size, generator)` and `loss(batch)`; a model whose batch holds more than its inputs
+(a classifier's labels) also provides `inputs(batch)`, the arguments of its forward."""
 
 import pytest
 import torch
@@ -9,6 +10,11 @@ from emergelab.registry import models
 from emergelab.train import TrainConfig, load_model, save_model, train
 
 NAMES = models.names()
+
+
+def forward(model, batch):
+    """model(batch), or model(*model.inputs(batch)) for models whose batch also holds targets."""
+    return model(*model.inputs(batch)) if hasattr(model, "inputs") else model(batch)
 
 
 def test_the_zoo_is_not_empty():
@@ -21,7 +27,7 @@ def test_same_seed_same_output_and_different_seed_differs(name):
     batch = cls.tiny(0).example_batch(4, torch.Generator().manual_seed(0))
     a, b, c = cls.tiny(0), cls.tiny(0), cls.tiny(1)
     with torch.no_grad():
-        out_a, out_b, out_c = a(batch), b(batch), c(batch)
+        out_a, out_b, out_c = forward(a, batch), forward(b, batch), forward(c, batch)
     assert torch.equal(out_a, out_b)
     assert not torch.allclose(out_a, out_c)
     assert out_a.shape[0] == 4 and torch.isfinite(out_a).all()
@@ -35,7 +41,7 @@ def test_safetensors_round_trip(name, tmp_path):
     path = save_model(tmp_path / "w.safetensors", model)
     other = load_model(path, cls.tiny(4))
     with torch.no_grad():
-        assert torch.equal(model(batch), other(batch))
+        assert torch.equal(forward(model, batch), forward(other, batch))
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -2,6 +2,7 @@
 
 from .attention_pool import AttentionPooling
 from .som import SOM
+from .som_attention import SOMAttentionNet
 from .transformer import Transformer, TransformerConfig
 
-__all__ = ["SOM", "AttentionPooling", "Transformer", "TransformerConfig"]
+__all__ = ["SOM", "AttentionPooling", "SOMAttentionNet", "Transformer", "TransformerConfig"]
