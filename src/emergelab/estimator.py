@@ -19,11 +19,9 @@ from typing import Any, Self
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
 from .errors import EmergelabError, NotFittedError
-from .runs.atomic import write_atomic
-from .train.checkpoint import read_safetensors
+from .tensorfile import read_safetensors, write_safetensors
 
 
 class Estimator:
@@ -58,7 +56,7 @@ class Estimator:
                 scalars[k] = v
         meta = {"class": type(self).__name__, "params": json.dumps(self.get_params()),
                 "scalars": json.dumps(scalars)}
-        return write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+        return write_safetensors(path, tensors, meta)
 
     @classmethod
     def load(cls, path: str | Path) -> Self:

@@ -1,8 +1,16 @@
 """Checkpoints in safetensors: model + optimizer state + RNG state + step, written atomically.
 
-Layout of one file: tensors `model.<param>`, `optim.<param index>.<state key>`, `rng.torch`;
-metadata `step`, `param_groups` (JSON, without the params lists) and `extra` (JSON).
+Layout of one file: tensors `model.<param>`, `optim.<param index>.<state key>`, `rng.torch` (the CPU
+generator) and, for a run on a GPU, `rng.cuda` or `rng.mps` (that device's generator, which dropout on the
+GPU draws from); metadata `step`, `param_groups` (JSON, without the params lists) and `extra` (JSON).
+Tensors are always written from the CPU, so a checkpoint saved on one device loads on any other
+(map_location semantics: `load_checkpoint(path, device=...)`, `load_model(path, model, device=...)`).
 Never unpickles anything.
+
+Example:
+    >>> save_checkpoint(checkpoint_path("ckpt", 100), model, optimizer, step=100)
+    >>> ckpt = load_checkpoint("ckpt/step_00000100.safetensors")           # CPU tensors
+    >>> load_model("model.safetensors", Transformer(cfg), device="auto")    # weights on CUDA / MPS / CPU
 """
 
 from __future__ import annotations
@@ -14,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
 
+from ..devices import resolve_device
 from ..errors import StoreError
-from ..runs.atomic import write_atomic
+from ..tensorfile import read_safetensors, write_safetensors
 
 CKPT_RE = re.compile(r"^step_(\d{8})\.safetensors$")
 
@@ -28,8 +35,32 @@ class Checkpoint:
     step: int
     model: dict[str, torch.Tensor]
     optimizer: dict[str, Any] | None = None
-    rng: torch.Tensor | None = None
+    rng: torch.Tensor | None = None  # CPU generator state
+    device_rng: dict[str, torch.Tensor] = field(default_factory=dict)  # "cuda" / "mps" -> generator state
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _cpu_copy(t: torch.Tensor) -> torch.Tensor:
+    # A copy, never a view: tied weights share memory, which safetensors refuses to write.
+    return t.detach().to("cpu", copy=True).contiguous()
+
+
+def device_rng_state(device: torch.device) -> dict[str, torch.Tensor]:
+    """{"cuda": state} or {"mps": state} for a run on that device; {} on the CPU."""
+    if device.type == "cuda":
+        return {"cuda": torch.cuda.get_rng_state(device)}
+    if device.type == "mps":
+        return {"mps": torch.mps.get_rng_state()}
+    return {}
+
+
+def set_device_rng_state(device: torch.device, states: dict[str, torch.Tensor]) -> None:
+    """Restore `device`'s generator when the checkpoint holds one of its type (a run resumed on another kind
+    of device restores only the CPU generator)."""
+    if device.type == "cuda" and "cuda" in states:
+        torch.cuda.set_rng_state(states["cuda"], device)
+    elif device.type == "mps" and "mps" in states:
+        torch.mps.set_rng_state(states["mps"])
 
 
 def save_checkpoint(
@@ -38,35 +69,30 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     step: int = 0,
     extra: dict[str, Any] | None = None,
+    device_rng: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    tensors = {f"model.{k}": v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    """Write a checkpoint with CPU tensors, whatever device the model is on. `device_rng`: the
+    `device_rng_state(device)` of a run on a GPU, saved beside the CPU generator's state."""
+    tensors = {f"model.{k}": _cpu_copy(v) for k, v in model.state_dict().items()}
     meta = {"step": str(step), "extra": json.dumps(extra or {})}
     if optimizer is not None:
         sd = optimizer.state_dict()
         for idx, state in sd["state"].items():
             for key, val in state.items():
                 t = val if torch.is_tensor(val) else torch.tensor(val)
-                tensors[f"optim.{idx}.{key}"] = t.detach().contiguous().clone()
+                tensors[f"optim.{idx}.{key}"] = _cpu_copy(t)
         meta["param_groups"] = json.dumps(sd["param_groups"])
     tensors["rng.torch"] = torch.get_rng_state()
-    return write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    for kind, state in (device_rng or {}).items():
+        tensors[f"rng.{kind}"] = _cpu_copy(state)
+    return write_safetensors(path, tensors, meta)
 
 
-def read_safetensors(path: str | Path, what: str = "Checkpoint") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(tensors, metadata) of a safetensors file; a missing or corrupt file raises one clear StoreError."""
-    path = Path(path)
-    if not path.is_file():
-        raise StoreError(f"{what} '{path}' does not exist")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        return load_file(str(path)), meta
-    except (SafetensorError, OSError, ValueError) as e:
-        raise StoreError(f"{what} '{path}' is corrupt or not a safetensors file ({e})") from None
-
-
-def load_checkpoint(path: str | Path) -> Checkpoint:
-    tensors, meta = read_safetensors(path)
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Checkpoint:
+    """The checkpoint at `path`, model and optimizer tensors on `device` (a torch.device or a config value such
+    as 'auto'); RNG states stay on the CPU, where torch's set_rng_state wants them."""
+    tensors, meta = read_safetensors(path, device=resolve_device(device))
+    rng = {k[4:]: v.cpu() for k, v in tensors.items() if k.startswith("rng.")}
     model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     optimizer = None
     if "param_groups" in meta:
@@ -80,18 +106,25 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         step=int(meta.get("step", 0)),
         model=model,
         optimizer=optimizer,
-        rng=tensors.get("rng.torch"),
+        rng=rng.pop("torch", None),
+        device_rng=rng,
         extra=json.loads(meta.get("extra", "{}")),
     )
 
 
 def save_model(path: str | Path, model: torch.nn.Module, extra: dict[str, Any] | None = None) -> Path:
-    """Weights only (safetensors)."""
+    """Weights only (safetensors, CPU tensors)."""
     return save_checkpoint(path, model, None, step=0, extra=extra)
 
 
-def load_model(path: str | Path, model: torch.nn.Module) -> torch.nn.Module:
-    ckpt = load_checkpoint(path)
+def load_model(path: str | Path, model: torch.nn.Module, device: torch.device | str | None = None
+               ) -> torch.nn.Module:
+    """Load weights saved on any device into `model` (in place) and return it. With `device` (a torch.device
+    or a config value such as 'auto' / 'cuda:1') the model is moved there first; without it, the weights go
+    wherever the model's parameters already are."""
+    if device is not None:
+        model.to(resolve_device(device))
+    ckpt = load_checkpoint(path)  # load_state_dict copies the CPU tensors onto the parameters' device
     try:
         model.load_state_dict(ckpt.model)
     except RuntimeError as e:
