@@ -7,6 +7,15 @@ Quick tour:
     [{'layer': 1, 'head': 2, 'score': 0.81}, ...]
 """
 
+import os as _os
+
+# Before anything imports torch: OpenMP (libgomp) reads OMP_WAIT_POLICY once, when torch's library loads.
+# PASSIVE makes idle OpenMP threads sleep instead of spinning; beside another busy process, spinning threads
+# made small fits many times slower (benchmarks/RESULTS.md, "OpenMP wait policy"). A user's own value is
+# kept. The `emergelab` command imports this package first, so it is covered too; a program that imports
+# torch before emergelab has to set the variable itself.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 __version__ = "0.1.0"
 
 from .api import (  # noqa: E402
