@@ -1,7 +1,10 @@
+import dataclasses
+
 import pytest
 import torch
 
-from emergelab.errors import StoreError, TrainingDiverged
+from emergelab.devices import resolve_device
+from emergelab.errors import ConfigError, StoreError, TrainingDiverged
 from emergelab.models.transformer import Transformer, TransformerConfig
 from emergelab.train import Callback, TrainConfig, load_checkpoint, load_model, save_model, train
 from emergelab.train.checkpoint import list_checkpoints
@@ -107,3 +110,81 @@ def test_schedules():
     assert lr_at(9, schedule="constant", **kw) == 1.0 and lr_at(100, schedule="constant", **kw) == 1.0
     assert lr_at(10, schedule="cosine", **kw) == 1.0
     assert abs(lr_at(110, schedule="cosine", min_lr_ratio=0.1, **kw) - 0.1) < 1e-9
+
+
+# --- the device key -----------------------------------------------------------------------------------
+def weights(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_device_cpu_given_explicitly_is_bitwise_the_default(tmp_path):
+    cfg = TrainConfig(steps=40, lr=3e-3, warmup_steps=5, log_every=10, checkpoint_every=20)
+    logs, finals = [], []
+    for i, kw in enumerate([{}, {"device": "cpu"}, {"device": torch.device("cpu")}, {"device": " CPU "}]):
+        rec, model = Recorder(), tiny_model()
+        train(model, loss_fn, batch_fn, cfg, seed=4, callbacks=[rec], checkpoint_dir=tmp_path / str(i), **kw)
+        logs.append(rec.logs)
+        finals.append(weights(model))
+    assert all(log == logs[0] for log in logs)
+    for w in finals[1:]:
+        assert all(torch.equal(w[k], finals[0][k]) for k in w)
+
+
+def test_checkpoint_saved_on_cpu_loads_with_device_auto(tmp_path):
+    """Saved with device 'cpu', loaded with 'auto' (the CPU here, CUDA/MPS where there is one): same outputs."""
+    cfg = TrainConfig(steps=20, lr=3e-3, warmup_steps=5, log_every=10, checkpoint_every=10, keep_checkpoints=5)
+    model = tiny_model()
+    train(model, loss_fn, batch_fn, cfg, seed=5, checkpoint_dir=tmp_path / "ckpt", device="cpu")
+    path = save_model(tmp_path / "m.safetensors", model)
+    tokens = batch_fn(0, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model(tokens)
+        loaded = load_model(path, tiny_model(seed=7), device="auto")
+        got = loaded(tokens.to(next(loaded.parameters()).device)).cpu()
+    assert torch.allclose(got, expected, atol=1e-5) if got.device.type != "cpu" else torch.equal(got, expected)
+    ckpt = load_checkpoint(list_checkpoints(tmp_path / "ckpt")[-1][1], device="auto")
+    auto = resolve_device("auto")
+    assert all(t.device.type == auto.type for t in ckpt.model.values())
+    assert ckpt.rng.device.type == "cpu" and ckpt.device_rng == {}  # a CPU run saves no GPU generator state
+
+
+def test_resume_across_the_device_key_is_bitwise_on_the_cpu(tmp_path):
+    """Interrupted with device 'cpu', resumed with device 'auto' (the CPU here): ends as the uninterrupted run."""
+    cfg = TrainConfig(steps=40, lr=3e-3, warmup_steps=5, log_every=10, checkpoint_every=20)
+    full, m_full = Recorder(), tiny_model()
+    train(m_full, loss_fn, batch_fn, cfg, seed=6, callbacks=[full], checkpoint_dir=tmp_path / "a")
+
+    class Stop(Callback):
+        def on_log(self, state):
+            if state.step == 30:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_model(), loss_fn, batch_fn, cfg, seed=6, callbacks=[Stop()], checkpoint_dir=tmp_path / "b",
+              device="cpu")
+    rest, m_resumed = Recorder(), tiny_model(seed=99)
+    state = train(m_resumed, loss_fn, batch_fn, cfg, seed=6, callbacks=[rest], checkpoint_dir=tmp_path / "b",
+                  resume=True, device="auto")
+    assert state.resumed_from == 20
+    if resolve_device("auto").type == "cpu":
+        assert rest.logs == full.logs[-2:]
+        assert all(torch.equal(a, b) for a, b in zip(m_full.state_dict().values(), m_resumed.state_dict().values(),
+                                                       strict=True))
+
+
+def test_batches_in_containers_are_moved_and_bad_devices_stop_before_training():
+    @dataclasses.dataclass
+    class Batch:
+        tokens: torch.Tensor
+
+    seen = []
+
+    def dc_loss(model, batch):
+        seen.append(type(batch))
+        return model.loss(batch.tokens)
+
+    cfg = TrainConfig(steps=3, log_every=1, checkpoint_every=1)
+    train(tiny_model(), dc_loss, lambda s, g: Batch(batch_fn(s, g)), cfg, device="auto")
+    assert seen == [Batch] * 3
+    with pytest.raises(ConfigError, match="is not a device"):
+        train(tiny_model(), loss_fn, batch_fn, cfg, device="gpu0")
