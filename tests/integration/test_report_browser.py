@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from fixtures.report_induction import induction_report_data
 
-from emergelab.report import example_report_data, render_induction_report
+from emergelab.report import render_induction_report
 
 pytestmark = pytest.mark.browser
 
@@ -17,7 +18,7 @@ SCREENSHOT = "/tmp/report.png"
 @pytest.fixture(scope="module")
 def report_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("report") / "report.html"
-    path.write_text(render_induction_report(example_report_data()), encoding="utf-8")
+    path.write_text(render_induction_report(induction_report_data()), encoding="utf-8")
     return path
 
 

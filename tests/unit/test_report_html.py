@@ -8,8 +8,9 @@ import json
 import re
 
 import pytest
+from fixtures.report_induction import induction_report_data
 
-from emergelab.report import example_report_data, fig_to_data_uri, json_for_script, render_induction_report
+from emergelab.report import fig_to_data_uri, json_for_script, render_induction_report
 from emergelab.report.figures import new_figure
 from emergelab.report.html import Section, render_fragment, render_page
 
@@ -19,7 +20,7 @@ SECTION_IDS = ["summary", "loss", "icl", "heads", "attention", "ablation", "conf
 
 @pytest.fixture(scope="module")
 def data() -> dict:
-    return example_report_data()
+    return induction_report_data()
 
 
 @pytest.fixture(scope="module")
@@ -149,8 +150,8 @@ def test_minimal_data_renders():
     assert "not finished" in out and "unknown" in out
 
 
-def test_example_data_is_deterministic():
-    assert example_report_data() == example_report_data()
+def test_fixture_data_is_deterministic():
+    assert induction_report_data() == induction_report_data()
 
 
 def test_render_page_escapes_everything():

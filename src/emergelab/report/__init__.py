@@ -1,20 +1,25 @@
 """Self-contained HTML reports (one offline file: inline CSS/JS, base64 PNG figures, escaped text).
 
+Reports only format: every number comes from a run's summary or store, through the one formatter `fmt`.
+
 Example:
-    >>> from emergelab.report import example_report_data, render_induction_report
-    >>> html = render_induction_report(example_report_data())
+    >>> from emergelab.report import fmt, render_induction_report
+    >>> html = render_induction_report(report_data(store, run))
     >>> "http://" in html or "https://" in html
     False
+    >>> fmt(6.39e-4), fmt(1300), fmt(None)
+    ('6.39e-04', '1,300', '—')
 """
 
 from emergelab.report.figures import fig_to_data_uri
+from emergelab.report.format import fmt
 from emergelab.report.html import Section, json_for_script, render_fragment, render_page
-from emergelab.report.induction import example_report_data, render_induction_report
+from emergelab.report.induction import render_induction_report
 
 __all__ = [
     "Section",
-    "example_report_data",
     "fig_to_data_uri",
+    "fmt",
     "json_for_script",
     "render_fragment",
     "render_induction_report",

@@ -1,4 +1,7 @@
-"""Matplotlib helpers for reports: static PNG figures inlined as base64 ``data:`` URIs.
+"""Matplotlib helpers for reports: static PNG figures inlined as base64 ``data:`` URIs, and the figures
+several reports share, one implementation each: `curve_panels` (curves over training with phase-change
+windows), `head_heatmaps` (layer x head scores at moments of training) and `head_lines` (head scores
+over training).
 
 We never import ``matplotlib.pyplot`` here: figures are built from :class:`matplotlib.figure.Figure`
 with an Agg canvas, so the report neither depends on nor changes the process-wide backend (other code,
@@ -18,7 +21,9 @@ from __future__ import annotations
 import base64
 import io
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -26,9 +31,19 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from emergelab.report.format import fmt
+from emergelab.report.series import HeadSeries, value_at
+from emergelab.runs.names import head_name
+
 __all__ = [
     "MODEL_COLORS",
+    "Curve",
+    "Panel",
+    "Window",
+    "curve_panels",
     "fig_to_data_uri",
+    "head_heatmaps",
+    "head_lines",
     "heatmap",
     "mark_window",
     "new_figure",
@@ -109,7 +124,7 @@ def style_axes(ax: Axes) -> None:
 
 def step_axis(ax: Axes, label: str = "training step") -> None:
     """Thousands-separated integer ticks for a training-step x axis."""
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:,.0f}"))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: fmt(x, 0, "fixed")))
     ax.set_xlabel(label)
 
 
@@ -174,7 +189,7 @@ def heatmap(
                 continue
             # dark text on the bright (yellow) end of viridis, white elsewhere
             color = "#111" if (v - vmin) / span > 0.6 else "#fff"
-            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7.5, color=color)
+            ax.text(c, r, fmt(v, 2, "fixed"), ha="center", va="center", fontsize=7.5, color=color)
     for r, c in highlight:
         ax.add_patch(
             mpl.patches.Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, ec="#ff6b6b", lw=2.0, zorder=3)
@@ -203,3 +218,224 @@ def fig_to_data_uri(fig: Figure, dpi: int = DPI) -> str:
         else:
             fig.clear()
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+# --------------------------------------------------------------------------------------------------
+# curves over training with phase-change windows
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One line of a panel. `steps`/`values`: 1-D, same length; an empty curve is skipped."""
+
+    steps: Sequence[float] | np.ndarray
+    values: Sequence[float] | np.ndarray
+    label: str | None = None
+    color: str = MODEL_COLORS[0]
+    lw: float = 1.8
+    ls: str = "-"
+    alpha: float = 1.0
+    marker: str | None = None
+
+
+@dataclass(frozen=True)
+class Window:
+    """A phase-change window: shaded [start, end] and a dashed line at the steepest step (any may be None)."""
+
+    start: float | None
+    end: float | None
+    steepest: float | None = None
+    color: str = "#fab005"
+    label: str | None = "phase change"
+
+    @classmethod
+    def of(cls, phase: Mapping[str, Any] | None, **kw: Any) -> Window | None:
+        """The window of a stored `phase_change` dict, or None when none was detected."""
+        if not phase or not phase.get("detected"):
+            return None
+        return cls(phase.get("start_step"), phase.get("end_step"), phase.get("steepest_step"), **kw)
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One axes of `curve_panels`: its curves, windows and horizontal reference lines (y, label, style)."""
+
+    title: str
+    curves: Sequence[Curve]
+    windows: Sequence[Window | None] = ()
+    hlines: Sequence[tuple[float, str | None, str]] = ()  # (y, legend label, line style)
+    ylabel: str | None = None
+    ylim: tuple[float, float] | None = None
+    log: bool = False
+    xlabel: str = "training step"  # "training step" gets thousands-separated integer ticks
+    empty_text: str = "no data recorded"
+
+
+def curve_panels(panels: Sequence[Panel], *, figsize: tuple[float, float], sharey: bool = False,
+                 legend: Literal["below", "panel", "none"] = "panel", legend_cols: int = 1) -> str:
+    """A row of panels of curves over training, each with its phase windows; -> PNG data URI.
+
+    `legend="below"` draws one legend (labels de-duplicated) under the row, where it never covers a
+    curve; "panel" one legend per panel. A panel without a drawable curve shows "no data recorded".
+
+    Example:
+        >>> uri = curve_panels([Panel("loss", [Curve([0, 10], [2.0, 1.0], "train")],
+        ...                           windows=[Window(2, 6, 4)])], figsize=(4, 3))
+        >>> uri.startswith("data:image/png;base64,")
+        True
+    """
+    with report_style():
+        fig, axes = new_figure(1, len(panels), figsize=figsize, sharey=sharey)
+        for ax, panel in zip(axes[0], panels, strict=True):
+            drawn = [c for c in panel.curves if len(c.steps)]
+            if not drawn:
+                no_data(ax, panel.empty_text)
+                ax.set_title(panel.title)
+                continue
+            for c in drawn:
+                values = np.asarray([np.nan if v is None else v for v in c.values], dtype=float)
+                ax.plot(c.steps, values, ls=c.ls, color=c.color, lw=c.lw, alpha=c.alpha, marker=c.marker,
+                        ms=3.5, label=c.label)
+            for y, label, style in panel.hlines:
+                ax.axhline(y, color="#868e96", ls=style, lw=0.9, label=label)
+            for w in panel.windows:
+                if w is not None:
+                    mark_window(ax, w.start, w.end, w.steepest, color=w.color, label=w.label)
+            if panel.log:
+                ax.set_yscale("log")
+            if panel.ylim is not None:
+                ax.set_ylim(*panel.ylim)
+            if panel.ylabel:
+                ax.set_ylabel(panel.ylabel)
+            if panel.xlabel == "training step":
+                step_axis(ax)
+            else:
+                ax.set_xlabel(panel.xlabel)
+            ax.set_title(panel.title)
+            if legend == "panel" and ax.get_legend_handles_labels()[1]:
+                ax.legend(frameon=False, fontsize=7.5, ncol=legend_cols)
+        if legend == "below":
+            handles, names = _legend_entries(axes)
+            if handles:
+                fig.legend(handles, names, loc="outside lower center", ncol=min(len(names), 8), frameon=False)
+        return fig_to_data_uri(fig)
+
+
+def _legend_entries(axes: np.ndarray) -> tuple[list, list[str]]:
+    """Legend handles of all axes, each label once, in order of appearance."""
+    handles, names = [], []
+    for ax in axes.flat:
+        for h, n in zip(*ax.get_legend_handles_labels(), strict=True):
+            if n not in names:
+                handles.append(h)
+                names.append(n)
+    return handles, names
+
+
+# --------------------------------------------------------------------------------------------------
+# head scores: heatmaps at moments of training, lines over training
+
+ROLE_COLORS = {  # distinct hues within each family: warm = induction heads, cool = previous-token heads
+    "induction": ["#d9480f", "#c2255c", "#f59f00", "#862e9c", "#e64980"],
+    "previous_token": ["#2457a6", "#0c8599", "#5f3dc4", "#087f5b"],
+}
+ROLE_LABELS = {"induction": "induction", "previous_token": "prev-token"}
+OTHER_HEAD_COLOR = "#ced4da"
+
+
+def head_heatmaps(heads: HeadSeries, kinds: Sequence[tuple[str, str]], at: Sequence[tuple[str, float]],
+                  n_layers: int, n_heads: int, *, highlight: Mapping[str, Sequence[tuple[int, int]]] | None = None,
+                  width: float = 10.0) -> str | None:
+    """One row per head-score kind, one column per moment: the (layer x head) grid of scores logged nearest
+    each moment's step. Scores are fractions: the colour scale is [0, 1] (wider only if a score leaves it),
+    shared by a row, so moments compare at a glance. -> PNG data URI, or None without scores or moments.
+
+    kinds: [(kind, title)], drawn when `heads` has them; at: [(name, step)] (see `moments`);
+    highlight: {kind: [(layer, head)]} cells boxed in red (the heads the analysis named).
+
+    Example:
+        >>> h = {"induction": {(0, 0): (np.array([0.0, 10.0]), np.array([0.1, 0.9]))}}
+        >>> head_heatmaps(h, [("induction", "induction")], [("end", 10.0)], 1, 1)[:22]
+        'data:image/png;base64,'
+    """
+    kinds = [(k, t) for k, t in kinds if k in heads]
+    if not kinds or not at:
+        return None
+    highlight = highlight or {}
+    with report_style():
+        height = len(kinds) * (0.4 * n_layers + 1.0) + 0.2
+        fig, axes = new_figure(len(kinds), len(at), figsize=(width, height))
+        for r, (kind, title) in enumerate(kinds):
+            mats = []
+            for _, step in at:
+                mat = np.full((n_layers, n_heads), np.nan)
+                for (layer, head), (steps, values) in heads[kind].items():
+                    if layer < n_layers and head < n_heads:
+                        mat[layer, head] = value_at(steps, values, step)
+                mats.append(mat)
+            finite = np.concatenate([m[np.isfinite(m)] for m in mats])
+            vmin = min(0.0, float(finite.min())) if finite.size else 0.0
+            vmax = max(1.0, float(finite.max())) if finite.size else 1.0
+            im = None
+            for c, ((moment, step), mat) in enumerate(zip(at, mats, strict=True)):
+                ax = axes[r, c]
+                im = heatmap(ax, mat, row_labels=[f"L{i}" for i in range(n_layers)],
+                             col_labels=[f"H{j}" for j in range(n_heads)], vmin=vmin, vmax=vmax,
+                             highlight=highlight.get(kind, ()))
+                ax.set_title(f"{title} — {moment} (step {fmt(step, 0, 'fixed')})", fontsize=9.5)
+            if im is not None:
+                fig.colorbar(im, ax=list(axes[r, :]), shrink=0.9, pad=0.01, aspect=12)
+        return fig_to_data_uri(fig)
+
+
+def head_lines(heads: HeadSeries, kinds: Sequence[tuple[str, str]], *, window: Window | None = None,
+               roles: Mapping[tuple[int, int], str] | None = None, ylim: tuple[float, float] | None = None,
+               width: float | None = None) -> str | None:
+    """Head scores over training, one panel per kind ([(kind, title)], drawn when present), with the
+    phase-change `window`. With `roles` ({(layer, head): "induction" | "previous_token"}) the named heads
+    are coloured by role and every other head is a thin gray line; without, every head gets its own
+    colour and its name in the legend (for models with few heads). -> PNG data URI, or None.
+
+    Example:
+        >>> h = {"induction": {(1, 0): (np.array([0.0, 10.0]), np.array([0.1, 0.9]))}}
+        >>> head_lines(h, [("induction", "induction")], roles={(1, 0): "induction"})[:22]
+        'data:image/png;base64,'
+    """
+    kinds = [(k, t) for k, t in kinds if k in heads]
+    if not kinds:
+        return None
+    ranked = {role: [lh for lh, r in (roles or {}).items() if r == role] for role in ROLE_COLORS}
+    with report_style():
+        fig, axes = new_figure(1, len(kinds), figsize=(width or 2.6 * len(kinds) + 0.6, 2.9), sharey=True)
+        for c, (kind, title) in enumerate(kinds):
+            ax = axes[0, c]
+            for i, key in enumerate(sorted(heads[kind])):
+                steps, values = heads[kind][key]
+                role = (roles or {}).get(key)
+                if roles is None:
+                    color, lw, z, label = MODEL_COLORS[i % len(MODEL_COLORS)], 1.4, 2, head_name(*key)
+                elif role in ROLE_COLORS:
+                    palette = ROLE_COLORS[role]
+                    color = palette[ranked[role].index(key) % len(palette)]
+                    lw, z = (2.0, 3) if role == "induction" else (1.8, 2)
+                    label = f"{head_name(*key)} ({ROLE_LABELS[role]})"
+                else:
+                    color, lw, z, label = OTHER_HEAD_COLOR, 0.9, 1, None
+                ax.plot(steps, values, color=color, lw=lw, zorder=z, label=label)
+            if window is not None:
+                mark_window(ax, window.start, window.end, window.steepest, color=window.color, label=None)
+            if ylim is not None:
+                ax.set_ylim(*ylim)
+            ax.set_title(title)
+            step_axis(ax)
+            if c == 0:
+                ax.set_ylabel("head score")
+        handles, labels = _legend_entries(axes)
+        if roles is not None:
+            from matplotlib.lines import Line2D
+
+            handles.append(Line2D([], [], color=OTHER_HEAD_COLOR, lw=0.9))
+            labels.append("other heads")
+        if handles:
+            fig.legend(handles, labels, loc="outside right center", frameon=False)
+        return fig_to_data_uri(fig)
