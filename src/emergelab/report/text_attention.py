@@ -8,29 +8,29 @@ labels; the config and provenance.
 Every string from the corpus (texts, labels) reaches the page through Jinja2 with autoescape on, so a
 text such as ``<script>alert(1)</script>`` is shown as text, never run.
 
-Input is a plain ``dict`` (built from the store by ``experiments.text_attention.report_data``);
-:func:`example_report_data` builds a small synthetic one for tests and previews.
+Input is a plain ``dict`` (built from the store by ``experiments.text_attention.report_data``;
+``tests/fixtures/report_text_attention.py`` holds a complete instance, checked against a real run's).
 
 Example:
-    >>> from emergelab.report.text_attention import example_report_data, render_text_attention_report
-    >>> html = render_text_attention_report(example_report_data())
-    >>> "&lt;script&gt;" in html and "<script>alert" not in html
+    >>> html = render_text_attention_report(report_data(store, run))
+    >>> "&lt;script&gt;" in html and "<script>alert" not in html  # corpus markup is escaped text
     True
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from emergelab.report import figures as F
+from emergelab.report import series as S
+from emergelab.report.format import fmt
 from emergelab.report.html import Section, config_section, render_fragment, render_page, run_meta
 from emergelab.tasks.text import word_spans
 
-__all__ = ["example_report_data", "highlight_segments", "render_text_attention_report"]
+__all__ = ["highlight_segments", "render_text_attention_report"]
 
 TITLE = "Attention explains text classification"
 SUBTITLE = (
@@ -44,17 +44,6 @@ ENCODER_WHAT = {
     "learned": "word embeddings learned from the training split",
     "minilm": "frozen all-MiniLM-L6-v2 contextual token vectors",
 }
-
-
-
-
-
-def _num(x: Any, digits: int = 3) -> str:
-    if isinstance(x, bool) or x is None:
-        return "—"
-    if isinstance(x, int | float) and math.isfinite(x):
-        return f"{x:.{digits}f}"
-    return "—"
 
 
 def highlight_segments(text: str, weights: Sequence[float]) -> list[dict[str, Any]]:
@@ -88,27 +77,14 @@ def highlight_segments(text: str, weights: Sequence[float]) -> list[dict[str, An
 def _fig_training(encoders: Mapping[str, Mapping[str, Any]]) -> str | None:
     if not any((e.get("metrics") or {}) for e in encoders.values()):
         return None
-    with F.report_style():
-        fig, axes = F.new_figure(1, 2, figsize=(10, 3.2))
-        ax_loss, ax_acc = axes[0]
-        for i, (name, enc) in enumerate(encoders.items()):
-            color = F.MODEL_COLORS[i % len(F.MODEL_COLORS)]
-            m = enc.get("metrics") or {}
-            for key, ax, ls, what in (("train/loss", ax_loss, "-", "train"), ("test/loss", ax_loss, "--", "test"),
-                                      ("train/accuracy", ax_acc, "-", "train"),
-                                      ("test/accuracy", ax_acc, "--", "test")):
-                series = m.get(key)
-                if series and series.get("steps"):
-                    vals = [np.nan if v is None else v for v in series["values"]]
-                    ax.plot(series["steps"], vals, ls, color=color, lw=1.6, label=f"{name} {what}")
-        ax_loss.set_yscale("log")
-        ax_loss.set_title("cross-entropy loss")
-        ax_acc.set_title("accuracy")
-        ax_acc.set_ylim(0, 1.02)
-        for ax in (ax_loss, ax_acc):
-            ax.set_xlabel("epoch")
-            ax.legend(frameon=False)
-        return F.fig_to_data_uri(fig)
+    loss, acc = [], []
+    for i, (name, enc) in enumerate(encoders.items()):
+        color, m = F.MODEL_COLORS[i % len(F.MODEL_COLORS)], enc.get("metrics") or {}
+        for key, curves, ls, what in (("train/loss", loss, "-", "train"), ("test/loss", loss, "--", "test"),
+                                      ("train/accuracy", acc, "-", "train"), ("test/accuracy", acc, "--", "test")):
+            curves.append(F.Curve(*S.series(m, key), label=f"{name} {what}", color=color, lw=1.6, ls=ls))
+    return F.curve_panels([F.Panel("cross-entropy loss", loss, log=True, xlabel="epoch"),
+                           F.Panel("accuracy", acc, ylim=(0, 1.02), xlabel="epoch")], figsize=(10, 3.2))
 
 
 def _fig_confusion(encoders: Mapping[str, Mapping[str, Any]], classes: Sequence[str]) -> str | None:
@@ -124,7 +100,7 @@ def _fig_confusion(encoders: Mapping[str, Mapping[str, Any]], classes: Sequence[
             share = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
             F.heatmap(ax, share, row_labels=list(classes), col_labels=list(classes), cmap="Oranges", annotate=False)
             for (r, c), v in np.ndenumerate(m):
-                ax.text(c, r, f"{int(v)}", ha="center", va="center", fontsize=8,
+                ax.text(c, r, fmt(int(v)), ha="center", va="center", fontsize=8,
                         color="#fff" if share[r, c] > 0.6 else "#222")
             ax.set_title(name)
             ax.set_xlabel("predicted")
@@ -144,9 +120,12 @@ def _summary_rows(encoders: Mapping[str, Mapping[str, Any]], best: str | None) -
         d = s.get("deletion") or {}
         rows.append({
             "name": name, "what": ENCODER_WHAT.get(name, ""), "best": name == best and len(encoders) > 1,
-            "test_accuracy": _num(s.get("test_accuracy")), "macro_f1": _num(s.get("macro_f1")),
-            "train_accuracy": _num(s.get("train_accuracy")), "top_drop": _num(d.get("top_word_drop")),
-            "rand_drop": _num(d.get("random_word_drop")), "wall": _num(s.get("wall_seconds"), 1),
+            # fixed decimals: a column of scores lines up (1.000 over 0.750)
+            **{key: fmt(src.get(name), 3, "fixed") for key, src, name in (
+                ("test_accuracy", s, "test_accuracy"), ("macro_f1", s, "macro_f1"),
+                ("train_accuracy", s, "train_accuracy"), ("top_drop", d, "top_word_drop"),
+                ("rand_drop", d, "random_word_drop"))},
+            "wall": fmt(s.get("wall_seconds"), 1, "fixed"),
         })
     return rows
 
@@ -201,7 +180,7 @@ def render_text_attention_report(data: Mapping[str, Any]) -> str:
     n_test = len(corpus.get("test") or [])
     chance = 1 / len(classes) if classes else float("nan")
     split_line = (f"{len(corpus.get('train') or [])} training and {n_test} test texts in {len(classes)} classes "
-                  f"(chance accuracy {_num(chance)}). Confidence lost: mean fall of the predicted class's "
+                  f"(chance accuracy {fmt(chance, 3, 'fixed')}). Confidence lost: mean fall of the predicted class's "
                   "probability on test texts when the most-attended word (or a random other word) is left out "
                   "of the attention pool; a faithful explanation costs much more for the top word.")
     body = render_fragment("text_attention_summary.html", rows=_summary_rows(encoders, best),
@@ -242,63 +221,5 @@ def render_text_attention_report(data: Mapping[str, Any]) -> str:
         sections.insert(1, Section("empty", "No encoder", render_fragment("_text.html",
                                                                           text="No encoder was trained in this run.")))
     run = data.get("run") or {}
-    meta = run_meta(run, checks, {"best": f"{best} {_num(summary.get('test_accuracy'))}" if best else "—"})
+    meta = run_meta(run, checks, {"best": f"{best} {fmt(summary.get('test_accuracy'), 3, 'fixed')}" if best else "—"})
     return render_page(TITLE, sections, subtitle=SUBTITLE, meta=meta, styles=("report.css", "text_attention.css"))
-
-
-# --------------------------------------------------------------------------------------------------
-# synthetic example
-
-
-def example_report_data(seed: int = 0) -> dict[str, Any]:
-    """A small deterministic ``data`` dict for :func:`render_text_attention_report` (tests, previews).
-
-    Two of its texts carry markup (``<script>alert(1)</script>``, ``<b>bold</b>``) so tests can check
-    that everything is escaped end to end.
-    """
-    rng = np.random.default_rng(seed)
-    classes = ["sports", "food", "<i>odd label</i>"]
-    texts = ["The striker scored twice.", "Simmer the stock for hours.", "Rates rose again <b>bold</b> today.",
-             "Goal! <script>alert(1)</script> wins it.", "Bake the bread & serve.", "Shares fell 5%."]
-    labels = [0, 1, 2, 0, 1, 2]
-    test = [2, 3, 4, 5]
-
-    def explain(flip: int) -> dict[str, Any]:
-        out = []
-        for i in test:
-            n = len(word_spans(texts[i]))
-            w = rng.random(n) + 1e-3
-            pred = labels[i] if i != flip else (labels[i] + 1) % 3
-            out.append({"index": i, "true": labels[i], "pred": pred, "confidence": 0.9,
-                        "weights": [round(float(v), 4) for v in w / w.sum()]})
-        top = {c: [{"word": "<script>x</script>" if c == "sports" else "stock", "score": 2.5, "count": 3,
-                    "mean": 0.83}] for c in classes}
-        return {"texts": out, "top_words": top}
-
-    def metrics(acc: float) -> dict[str, Any]:
-        steps = list(range(11))
-        return {"train/loss": {"steps": steps, "values": [1.1 * 0.7**s for s in steps]},
-                "test/loss": {"steps": steps, "values": [1.1 * 0.8**s for s in steps]},
-                "train/accuracy": {"steps": steps, "values": [min(1.0, 0.33 + 0.1 * s) for s in steps]},
-                "test/accuracy": {"steps": steps, "values": [min(acc, 0.33 + 0.08 * s) for s in steps]}}
-
-    def enc_summary(acc: float) -> dict[str, Any]:
-        return {"test_accuracy": acc, "macro_f1": acc - 0.05, "train_accuracy": 1.0,
-                "confusion_matrix": [[1, 0, 0], [0, 1, 0], [0, 1, 1]],
-                "deletion": {"n": 4, "top_word_drop": 0.3, "random_word_drop": 0.05, "top_word_flips": 0.25},
-                "wall_seconds": 1.5}
-
-    return {
-        "run": {"id": "20260101-000000-text-attention-ab12", "experiment": "text-attention", "status": "completed",
-                "started_at": "2026-01-01T00:00:00Z", "ended_at": "2026-01-01T00:00:30Z", "config_hash": "abc",
-                "seed": seed, "version": "0.1.0", "git_commit": None},
-        "config": {"seed": seed, "encoders": ["learned", "minilm"], "notes": "<not a real run>"},
-        "corpus": {"texts": texts, "labels": labels, "classes": classes, "train": [0, 1], "test": test,
-                   "source": "example <data>"},
-        "encoders": {"learned": {"summary": enc_summary(0.75), "metrics": metrics(0.75), "explain": explain(3)},
-                     "minilm": {"summary": enc_summary(1.0), "metrics": metrics(1.0), "explain": explain(-1)}},
-        "summary": {"best_encoder": "minilm", "test_accuracy": 1.0, "macro_f1": 0.95, "wall_seconds": 3.0},
-        "checks": [{"name": "learned: test accuracy >= 2 x chance", "passed": True, "detail": "0.75 vs 0.33"}],
-        "notes": ["a note with <markup>"],
-        "encoders_requested": ["learned", "minilm"],
-    }
