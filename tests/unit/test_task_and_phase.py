@@ -3,6 +3,7 @@ import math
 import numpy as np
 import torch
 
+from emergelab.devices import to_device
 from emergelab.emergence.phase import detect_phase_change
 from emergelab.tasks.induction import BOS, InductionTask, InductionTaskConfig
 
@@ -31,6 +32,18 @@ def test_sampling_is_a_function_of_the_generator():
     b = task.sample(8, torch.Generator().manual_seed(3))
     c = task.sample(8, torch.Generator().manual_seed(4))
     assert torch.equal(a.tokens, b.tokens) and not torch.equal(a.tokens, c.tokens)
+
+
+def test_a_batch_says_where_it_repeats_and_moves_whole():
+    batch = InductionTask(InductionTaskConfig()).sample(8, torch.Generator().manual_seed(5))
+    assert batch.repeat_of(3) == {"start": int(batch.start[3]), "segment_len": int(batch.segment_len[3]),
+                                  "n_repeats": 3}
+    # repeated targets are exactly the later-copy positions whose predecessor is in a later copy too
+    later = batch.in_later_copy()
+    assert torch.equal(batch.repeated, later[:, 1:] & later[:, :-1])
+    moved = to_device(batch, torch.device("cpu"))
+    assert moved.n_repeats == 3 and torch.equal(moved.tokens, batch.tokens)
+    assert torch.equal(moved.relative_positions(), batch.relative_positions())
 
 
 def sigmoid_curve(steps, center, width, hi=4.8, lo=0.3):

@@ -72,12 +72,17 @@ class InductionBatch:
     def relative_positions(self) -> torch.Tensor:
         """(B, T): position minus the first copy's start."""
         T = self.tokens.shape[1]
-        return torch.arange(T)[None, :] - self.start[:, None]
+        return torch.arange(T, device=self.start.device)[None, :] - self.start[:, None]
 
     def in_later_copy(self) -> torch.Tensor:
         """(B, T) bool: the position lies in copy 2..n of the segment."""
         rel, L = self.relative_positions(), self.segment_len[:, None]
         return (rel >= L) & (rel < self.n_repeats * L)
+
+    def repeat_of(self, index: int) -> dict[str, int]:
+        """Where sequence `index` repeats its segment: {"start", "segment_len", "n_repeats"}."""
+        return {"start": int(self.start[index]), "segment_len": int(self.segment_len[index]),
+                "n_repeats": self.n_repeats}
 
 
 @tasks.register("induction", "random segments repeated at random offsets (induction heads)")
