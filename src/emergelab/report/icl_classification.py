@@ -2,7 +2,8 @@
 
 Sections: the target checks; ICL and in-weights accuracy over training with the phase-change window and
 the label-flip probe; head scores over training (previous-token pairing in early layers, the query's
-look-up of the matching label); the config and provenance.
+look-up of the matching label), as lines and as layer x head grids before / during / after the phase change;
+the config and provenance.
 
 Input is a plain ``dict`` built from the run store by ``experiments.icl_classification.report_data``:
 ``run`` (id, experiment, status, started_at, ended_at, config_hash, seed, version, git_commit), ``config``,
@@ -22,7 +23,10 @@ from typing import Any
 from markupsafe import Markup
 
 from emergelab.report import figures as F
+from emergelab.report import series as S
+from emergelab.report.format import fmt
 from emergelab.report.html import Section, config_section, render_fragment, render_page, run_meta
+from emergelab.runs.names import metric
 
 __all__ = ["render_icl_classification_report"]
 
@@ -38,70 +42,33 @@ PROBE_LABELS = {
     "flip_follows_context": "label flip: follows the context",
     "flip_follows_weights": "label flip: follows the weights",
 }
-
-
-
-
-
-
-def _fmt(x: Any) -> str:
-    return "—" if x is None else f"{float(x):.3f}"
+HEAD_KINDS = (("previous_token", "previous-token score (label -> its item)"),
+              ("induction", "look-up score (query -> labels of its class)"))
+SHORT_TITLES = {"previous_token": "previous token", "induction": "look-up"}  # heatmap panels are narrow
+SCORE_RANGE = (-0.02, 1.02)  # accuracies and attention scores are fractions
 
 
 # --- figures ----------------------------------------------------------------------------------------------
 def _fig_accuracy(metrics: Mapping[str, Any], phase: Mapping[str, Any], chance: float,
                   copy_baseline: float | None) -> str:
-    with F.report_style():
-        fig, axes = F.new_figure(1, 2, figsize=(10, 3.2))
-        pairs = (("icl_accuracy", "iwl_accuracy"), ("flip_follows_context", "flip_follows_weights"))
-        for col, keys in enumerate(pairs):
-            ax = axes[0, col]
-            drawn = False
-            for i, key in enumerate(keys):
-                m = metrics.get(f"probe/{key}")
-                if m and m["steps"]:
-                    ax.plot(m["steps"], m["values"], lw=1.8, color=F.MODEL_COLORS[i % len(F.MODEL_COLORS)],
-                            label=PROBE_LABELS[key])
-                    drawn = True
-            if not drawn:
-                F.no_data(ax)
-                continue
-            ax.axhline(chance, color="#868e96", ls=":", lw=1.0, label="chance")
-            if copy_baseline is not None:
-                ax.axhline(copy_baseline, color="#868e96", ls="--", lw=0.9, label="copy a context label")
-            if phase.get("detected"):
-                F.mark_window(ax, phase.get("start_step"), phase.get("end_step"), phase.get("steepest_step"),
-                              label="ICL phase change")
-            ax.set_ylim(-0.02, 1.02)
-            F.step_axis(ax)
-            ax.set_title("accuracy over training" if col == 0 else "label-flip probe")
-            ax.legend(frameon=False, fontsize=7.5)
-        return F.fig_to_data_uri(fig)
+    hlines = [(chance, "chance", ":")] + ([] if copy_baseline is None else [(copy_baseline, "copy a context label",
+                                                                            "--")])
+    window = F.Window.of(phase, label="ICL phase change")
+    panels = []
+    for title, keys in (("accuracy over training", ("icl_accuracy", "iwl_accuracy")),
+                        ("label-flip probe", ("flip_follows_context", "flip_follows_weights"))):
+        curves = [F.Curve(*S.series(metrics, metric("probe", key)), label=PROBE_LABELS[key],
+                          color=F.MODEL_COLORS[i % len(F.MODEL_COLORS)]) for i, key in enumerate(keys)]
+        panels.append(F.Panel(title, curves, windows=[window], hlines=hlines, ylim=SCORE_RANGE))
+    return F.curve_panels(panels, figsize=(10, 3.2))
 
 
-def _fig_heads(metrics: Mapping[str, Any], phase: Mapping[str, Any]) -> str:
-    kinds = (("previous_token", "previous-token score (label -> its item)"),
-             ("induction", "look-up score (query -> labels of its class)"))
-    with F.report_style():
-        fig, axes = F.new_figure(1, 2, figsize=(10, 3.2))
-        for col, (kind, title) in enumerate(kinds):
-            ax = axes[0, col]
-            names = sorted(n for n in metrics if n.startswith(f"heads/{kind}/"))
-            if not names:
-                F.no_data(ax)
-                continue
-            for i, name in enumerate(names):
-                m = metrics[name]
-                ax.plot(m["steps"], m["values"], lw=1.4, color=F.MODEL_COLORS[i % len(F.MODEL_COLORS)],
-                        label=name.rsplit("/", 1)[-1])
-            if phase.get("detected"):
-                F.mark_window(ax, phase.get("start_step"), phase.get("end_step"), phase.get("steepest_step"),
-                              label="ICL phase change")
-            ax.set_ylim(-0.02, 1.02)
-            F.step_axis(ax)
-            ax.set_title(title)
-            ax.legend(frameon=False, fontsize=7.5, ncol=2)
-        return F.fig_to_data_uri(fig)
+def _fig_head_heatmaps(heads: S.HeadSeries, metrics: Mapping[str, Any], phase: Mapping[str, Any],
+                       rising: list[Mapping[str, Any]]) -> str | None:
+    n_layers, n_heads = S.head_dims(heads)
+    boxed = {kind: [(h["layer"], h["head"]) for h in rising if h.get("kind") == kind] for kind, _ in HEAD_KINDS}
+    return F.head_heatmaps(heads, [(k, SHORT_TITLES[k]) for k, _ in HEAD_KINDS],
+                           S.moments(S.logged_steps(metrics), phase), n_layers, n_heads, highlight=boxed)
 
 
 # --- text pieces ------------------------------------------------------------------------------------------
@@ -109,8 +76,8 @@ def _fig_heads(metrics: Mapping[str, Any], phase: Mapping[str, Any]) -> str:
 
 def _phase_text(phase: Mapping[str, Any]) -> str:
     if phase.get("detected"):
-        return (f"ICL phase change: steps {phase['start_step']}–{phase['end_step']} "
-                f"(steepest at {phase['steepest_step']}).")
+        return (f"ICL phase change: steps {fmt(phase['start_step'])}–{fmt(phase['end_step'])} "
+                f"(steepest at {fmt(phase['steepest_step'])}).")
     return f"No ICL phase change detected ({phase.get('reason') or 'no data'})."
 
 
@@ -126,7 +93,7 @@ def render_icl_classification_report(data: Mapping[str, Any]) -> str:
     final, probe = dict(summary.get("final") or {}), dict(summary.get("final_probe") or {})
     n_pass = sum(bool(c.get("passed")) for c in checks)
 
-    rows = [{"name": label, "final": _fmt(final.get(k)), "probe": _fmt(probe.get(k))}
+    rows = [{"name": label, "final": fmt(final.get(k), 3, "fixed"), "probe": fmt(probe.get(k), 3, "fixed")}
             for k, label in PROBE_LABELS.items()]
     accuracy = Markup("\n").join([
         render_fragment("figure.html", figures=[{
@@ -137,24 +104,38 @@ def render_icl_classification_report(data: Mapping[str, Any]) -> str:
                        "permuted, the fraction of predictions that follow the context vs the weights. Dotted: "
                        "chance; dashed: copying a random context label; shaded: the ICL phase-change window "
                        "(detected on ICL accuracy above the copying level)."}]),
-        render_fragment("icl_classification_final.html", rows=rows, chance=_fmt(chance), phase_text=_phase_text(phase)),
+        render_fragment("icl_classification_final.html", rows=rows, chance=fmt(chance, 3, "fixed"),
+                        phase_text=_phase_text(phase)),
     ])
-    heads = render_fragment("figure.html", figures=[{
-        "src": _fig_heads(metrics, phase), "alt": "Head scores over training",
+    heads = S.head_series(metrics)
+    lines = F.head_lines(heads, HEAD_KINDS, window=F.Window.of(phase, label=None), ylim=SCORE_RANGE, width=10)
+    heat = _fig_head_heatmaps(heads, metrics, phase, list(summary.get("heads_rising_in_window") or []))
+    head_figures = [] if lines is None else [{
+        "src": lines, "alt": "Head scores over training",
         "caption": "Left: mean attention from each label token to the item just before it. Right: mean attention "
                    "from the query to the label tokens that follow items of the query's class (novel-class "
-                   "probe) — the in-context look-up, an induction-style head."}])
+                   "probe) — the in-context look-up, an induction-style head. Shaded: the ICL phase-change window."}]
+    if heat is not None:
+        moments = ", ".join(f"{name} = step {fmt(step, 0, 'fixed')}"
+                            for name, step in S.moments(S.logged_steps(metrics), phase))
+        head_figures.append({
+            "src": heat, "alt": "Head scores per layer and head at three moments of training",
+            "caption": f"The same scores per layer × head at {moments}."
+                       + (" Boxed: heads whose score rose by 0.1 or more inside the phase-change window."
+                          if phase.get("detected") else "")})
+    heads_body = (render_fragment("figure.html", figures=head_figures) if head_figures
+                  else render_fragment("_text.html", text="No head scores were logged in this run."))
 
     sections = [
         Section("checks", "Target checks", render_fragment("checks.html", checks=checks, n_pass=n_pass),
                 lead="Whether the experiment's targets for this configuration hold on this run."),
         Section("accuracy", "In-context vs in-weights accuracy", accuracy,
                 lead="Probe accuracies logged during training, and the final numbers on fresh probes."),
-        Section("heads", "Head scores over training", heads,
+        Section("heads", "Head scores over training", heads_body,
                 lead="Whether the ICL jump coincides with a head learning to look the label up."),
         config_section(run, data.get("config") or {},
                        [] if summary.get("wall_seconds") is None
-                       else [("wall time", f"{float(summary['wall_seconds']):,.1f} s")]),
+                       else [("wall time", fmt(float(summary["wall_seconds"]), 1, "seconds"))]),
     ]
     meta = run_meta(run, checks)
     return render_page(TITLE, sections, subtitle=SUBTITLE, meta=meta)
