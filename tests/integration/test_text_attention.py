@@ -1,6 +1,7 @@
 """A reduced `text-attention` run (about 10 s; MiniLM too when its package is installed): accuracy well
 above chance, the store and run directory hold what analysis needs, and the report (rebuilt from the
-store alone) shows every test text with shaded words, escaping any markup in the corpus."""
+store alone) shows every test text with shaded words, escaping any markup in the corpus; a corpus with a bad
+line is refused before a run exists."""
 
 import json
 import shutil
@@ -9,10 +10,9 @@ import sys
 import pytest
 
 from emergelab import render_report, run_experiment
-from emergelab.emergence.sweep import lookup
 from emergelab.experiments import text_attention as ta  # registers "text-attention"
-from emergelab.registry import experiments
 from emergelab.runs.store import RunStore
+from emergelab.tasks.text import CorpusError
 
 ENCODERS = ["learned", "minilm"] if ta.minilm_available() else ["learned"]
 REDUCED = ["seed=0", "epochs=20", f"encoders=[{', '.join(ENCODERS)}]"]
@@ -134,8 +134,11 @@ def test_missing_minilm_package_is_skipped_with_a_visible_note(tmp_path, monkeyp
     assert note in result.report_path.read_text()
 
 
-def test_sweep_metrics_exist_in_the_summary(finished):
-    """The summary values `emergelab sweep` tabulates by default are paths that exist."""
-    summary = finished[0].summary
-    missing = [m for m in experiments.get("text-attention").sweep_metrics if lookup(summary, m, KeyError) is KeyError]
-    assert missing == []
+def test_a_corpus_with_a_bad_line_leaves_no_run(tmp_path):
+    corpus = tmp_path / "bad.jsonl"
+    corpus.write_text('{"text": "the striker scored", "label": "sports"}\n{"text": "bake bread", "label": }\n')
+    with pytest.raises(CorpusError, match=r"bad\.jsonl line 2 is not valid JSON"):
+        run_experiment("text-attention", overrides=[f"corpus={corpus}", "encoders=[learned]"],
+                       store=tmp_path / "e.db", progress=False)
+    with RunStore(tmp_path / "e.db") as st:
+        assert st.list_runs() == []

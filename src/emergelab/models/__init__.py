@@ -3,6 +3,7 @@
 from .attention_pool import AttentionPooling
 from .som import SOM
 from .som_attention import SOMAttentionNet
+from .text_classifier import AttentionTextClassifier
 from .transformer import Transformer, TransformerConfig
 
-__all__ = ["SOM", "AttentionPooling", "SOMAttentionNet", "Transformer", "TransformerConfig"]
+__all__ = ["SOM", "AttentionPooling", "AttentionTextClassifier", "SOMAttentionNet", "Transformer", "TransformerConfig"]

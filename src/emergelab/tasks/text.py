@@ -5,7 +5,8 @@ softmax weights explain which words decided a text's class).
 
 - `load_corpus(path=None)`: the shipped 5-topic corpus (`emergelab/data/topics.jsonl`) or any JSONL
   file of `{"text": ..., "label": ...}` rows -> `TextCorpus`.
-- `stratified_split(labels, test_fraction, seed)`: the same class proportions in both parts.
+- `stratified_split(labels, test_fraction, seed)`: the same class proportions in both parts;
+  `split_corpus(path, test_fraction, seed)` -> `SplitCorpus` (a corpus and its split, as a run holds it).
 - `word_spans(text)` / `tokenize(text)`: lowercase words, punctuation stripped; each word keeps its
   character span so explanations can be drawn on the original text.
 - `WordTokenizer(min_count).fit(train_texts)`: vocabulary from the training split only, with `<pad>`
@@ -28,6 +29,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -129,6 +131,43 @@ def stratified_split(labels: Sequence[int], test_fraction: float, seed: int) -> 
     except ValueError as e:  # e.g. a test set smaller than the number of classes
         raise ValueError(f"cannot split {len(labels)} texts with test_fraction={test_fraction}: {e}") from None
     return sorted(train.tolist()), sorted(test.tolist())
+
+
+@dataclass
+class SplitCorpus:
+    """A corpus and its stratified split, as a run stores it (results "data"): `texts[i]` has class
+    `classes[labels[i]]`; `train` and `test` are sorted indices into `texts`."""
+
+    texts: list[str]
+    labels: list[int]
+    classes: list[str]
+    train: list[int]
+    test: list[int]
+    source: str
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+    @property
+    def y(self) -> torch.Tensor:
+        """(len(texts),) int64 labels."""
+        return torch.tensor(self.labels, dtype=torch.long)
+
+
+def split_corpus(path: str | Path | None, test_fraction: float, seed: int) -> SplitCorpus:
+    """`load_corpus(path)` split by `stratified_split`; a corpus too small to split is a CorpusError.
+
+    Example:
+        >>> data = split_corpus(None, 0.3, seed=0)        # the shipped corpus
+        >>> len(data.train), len(data.test)
+        (175, 75)
+    """
+    corpus = load_corpus(path)
+    try:
+        train, test = stratified_split(corpus.labels, test_fraction, seed)
+    except ValueError as e:
+        raise CorpusError(f"{corpus.source}: {e}") from None
+    return SplitCorpus(corpus.texts, corpus.labels, corpus.classes, train, test, corpus.source)
 
 
 def word_spans(text: str) -> list[tuple[int, int]]:
