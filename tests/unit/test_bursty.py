@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from emergelab.config import ConfigError
-from emergelab.tasks.bursty import BurstyTask, BurstyTaskConfig, item_positions
+from emergelab.tasks.bursty import BurstyTask, BurstyTaskConfig, head_score_masks, item_positions, make_probes
 
 
 def gen(seed=0):
@@ -119,3 +119,27 @@ def test_within_class_noise_scales_spread():
 def test_bad_config(kw, key):
     with pytest.raises(ConfigError, match=key):
         BurstyTaskConfig(**kw)
+
+
+def test_probes_are_drawn_in_a_fixed_order_from_one_generator(task):
+    p = make_probes(task, 50, 2, gen(10))
+    g = gen(10)  # the same draws, one after another: novel, no-context, flip
+    novel, no_ctx, flip = task.bursty(50, g, 2, novel=True), task.no_context(50, g), task.bursty(50, g, 2, flip=True)
+    for got, want in ((p.novel, novel), (p.no_context, no_ctx), (p.flip, flip)):
+        assert torch.equal(got.tokens, want.tokens) and torch.equal(got.target, want.target)
+    assert torch.all(p.novel.classes < 0) and not p.no_context.query_in_context.any()
+
+
+def test_head_score_masks_mark_the_pairing_and_the_look_up(task):
+    b = make_probes(task, 20, 2, gen(11)).novel
+    masks = head_score_masks(b)
+    T = 17
+    prev = masks["previous_token"]
+    assert prev.shape == (20, T, T)
+    assert prev[0].nonzero().tolist() == [[2 * i + 1, 2 * i] for i in range(8)]  # label -> its item
+    ind = masks["induction"]
+    assert ind[:, : T - 1].sum() == 0  # only the query looks up
+    keys = ind[:, T - 1].nonzero()  # (row, key): label positions after items of the query's class
+    assert torch.all(keys[:, 1] % 2 == 1)
+    assert torch.equal(ind[:, T - 1, item_positions(8) + 1].bool(), b.query_in_context)
+    assert torch.all(ind.sum((1, 2)) == 2)  # burstiness 2: the query's class sits twice in the context

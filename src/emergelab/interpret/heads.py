@@ -11,43 +11,88 @@ pattern, D a 0/1 lower-triangular detection pattern):
 and Olsson et al.'s prefix-matching score on repeated sequences: the mean attention from a
 token in a later copy of a repeated segment to the token just after its earlier copies.
 
+Hook names: our Transformer's blocks are `blocks.{l}.attn.hook_pattern`; a model wrapping one names them
+with a prefix (`transformer.blocks.{l}.attn.hook_pattern` in models/sequence.py). The helpers here find
+that prefix from the names themselves (`block_prefix`), so they work on any of our hooked models.
+
 Example:
     >>> _, cache = model.run_with_cache(tokens, names=lambda n: n.endswith("hook_pattern"))
     >>> patterns = stack_patterns(cache, model.cfg.n_layers)        # (L, B, H, T, T)
     >>> scores = head_scores(patterns, detection_patterns(tokens))  # {"previous_token": (L, H), ...}
+    >>> patterns = attention_patterns(icl_model, seq)               # the same, prefix found, one call
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+from typing import Any
+
 import torch
 
-from ..hooks import ActivationCache
+from ..hooks import ActivationCache, HookedModule
 
 DETECTORS = ("previous_token", "duplicate_token", "induction")
+PATTERN = "attn.hook_pattern"  # (B, H, T_query, T_key)
+_BLOCK = re.compile(r"^(?P<prefix>(?:.+\.)?)blocks\.(?P<layer>\d+)\.(?P<hook>.+)$")
+
+
+def block_layers(names: Iterable[str], hook: str = PATTERN, prefix: str | None = None) -> tuple[str, list[int]]:
+    """(prefix, sorted layers) of the hook names `{prefix}blocks.{l}.{hook}` among `names` (a model's hook
+    names or a cache's keys). prefix None: found from the names; blocks under two different prefixes are
+    ambiguous (a ValueError: pass `prefix=`). No such name at all is a KeyError.
+
+    Example:
+        >>> block_layers(["transformer.blocks.0.attn.hook_pattern", "transformer.blocks.1.attn.hook_pattern"])
+        ('transformer.', [0, 1])
+    """
+    found: dict[str, list[int]] = {}
+    for name in names:
+        m = _BLOCK.match(name)
+        if m and m["hook"] == hook and (prefix is None or m["prefix"] == prefix):
+            found.setdefault(m["prefix"], []).append(int(m["layer"]))
+    if not found:
+        where = f"'blocks.{{l}}.{hook}' under any prefix" if prefix is None else f"'{prefix}blocks.{{l}}.{hook}'"
+        raise KeyError(f"no hook named {where}")
+    if len(found) > 1:
+        raise ValueError(f"blocks under several prefixes ({', '.join(repr(p) for p in sorted(found))}); "
+                         f"pass prefix= to say which")
+    (found_prefix, layers), = found.items()
+    return found_prefix, sorted(layers)
+
+
+def block_prefix(names: Iterable[str] | HookedModule, hook: str = PATTERN) -> str:
+    """The path in front of `blocks.{l}.{hook}`: '' for a Transformer, 'transformer.' for a model wrapping
+    one. `names` is a HookedModule (its hook points) or hook names / a cache."""
+    if isinstance(names, HookedModule):
+        names = names.hook_names()
+    return block_layers(names, hook)[0]
 
 
 def previous_token_pattern(tokens: torch.Tensor) -> torch.Tensor:
     """tokens (B, T) -> (B, T, T) float, D[i, i-1] = 1."""
     B, T = tokens.shape
-    return torch.diag(torch.ones(T - 1), -1).expand(B, T, T).clone()
+    return torch.diag(torch.ones(T - 1, device=tokens.device), -1).expand(B, T, T).clone()
 
 
 def duplicate_token_pattern(tokens: torch.Tensor) -> torch.Tensor:
     """D[i, j] = 1 iff tok_i == tok_j and j < i."""
     T = tokens.shape[1]
     same = tokens[:, :, None] == tokens[:, None, :]  # (B, T, T)
-    return (same & torch.ones(T, T, dtype=torch.bool).tril(-1)).float()
+    return (same & torch.ones(T, T, dtype=torch.bool, device=tokens.device).tril(-1)).float()
 
 
 def induction_pattern(tokens: torch.Tensor) -> torch.Tensor:
     """D[i, j] = 1 iff tok_{j-1} == tok_i, 1 <= j <= i."""
     B, T = tokens.shape
-    prev = torch.cat([torch.full((B, 1), -1, dtype=tokens.dtype), tokens[:, :-1]], dim=1)  # prev[j] = tok_{j-1}
+    pad = torch.full((B, 1), -1, dtype=tokens.dtype, device=tokens.device)
+    prev = torch.cat([pad, tokens[:, :-1]], dim=1)  # prev[j] = tok_{j-1}
     match = tokens[:, :, None] == prev[:, None, :]  # (B, T_i, T_j)
-    return (match & torch.ones(T, T, dtype=torch.bool).tril()).float()
+    return (match & torch.ones(T, T, dtype=torch.bool, device=tokens.device).tril()).float()
 
 
 def detection_patterns(tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+    """tokens (B, T) -> {detector: (B, T, T) float}, on the tokens' device (as every pattern here)."""
     return {
         "previous_token": previous_token_pattern(tokens),
         "duplicate_token": duplicate_token_pattern(tokens),
@@ -60,7 +105,7 @@ def prefix_matching_pattern(start: torch.Tensor, segment_len: torch.Tensor, n_re
 
     start, segment_len: (B,) position of the first copy and segment length.
     """
-    rel = torch.arange(T)[None, :] - start[:, None]  # (B, T)
+    rel = torch.arange(T, device=start.device)[None, :] - start[:, None]  # (B, T)
     L = segment_len[:, None, None]
     rq, rk = rel[:, :, None], rel[:, None, :]  # (B, T, 1), (B, 1, T)
     query_ok = (rq >= L) & (rq < n_repeats * L)
@@ -78,7 +123,7 @@ def mul_score(pattern: torch.Tensor, detection: torch.Tensor, exclude_bos: bool 
         if exclude_bos:
             A[..., 0] = 0
         if exclude_current_token:
-            A = A * (1 - torch.eye(A.shape[-1]))
+            A = A * (1 - torch.eye(A.shape[-1], device=A.device))
     D = detection[:, None]  # (B, 1, T, T)
     per_seq = (A * D).sum((-1, -2)) / A.sum((-1, -2)).clamp_min(1e-12)  # (..., B, H)
     return per_seq.mean(-2)
@@ -94,9 +139,29 @@ def query_mean_score(pattern: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (mass * has).sum((-1, -3)) / has.sum().clamp_min(1)
 
 
-def stack_patterns(cache: ActivationCache, n_layers: int) -> torch.Tensor:
-    """-> (n_layers, B, H, T, T)."""
-    return torch.stack([cache[f"blocks.{layer}.attn.hook_pattern"] for layer in range(n_layers)])
+def stack_patterns(cache: ActivationCache, n_layers: int | None = None, prefix: str | None = None) -> torch.Tensor:
+    """The attention patterns of layers 0 .. n_layers - 1 -> (n_layers, B, H, T, T).
+
+    prefix: the path in front of `blocks.{l}.attn.hook_pattern` ('' for a Transformer, 'transformer.' for a
+    model wrapping one); None finds it from the cache's names. n_layers None: every layer in the cache.
+    """
+    prefix, layers = block_layers(cache, PATTERN, prefix)
+    if n_layers is None:
+        n_layers = len(layers)
+    return torch.stack([cache[f"{prefix}blocks.{layer}.{PATTERN}"] for layer in range(n_layers)])
+
+
+@torch.no_grad()
+def attention_patterns(model: HookedModule, *inputs: Any, prefix: str | None = None) -> torch.Tensor:
+    """Every layer's attention pattern of one forward pass of `model(*inputs)` -> (L, B, H, T, T).
+
+    prefix as in `stack_patterns` (None: found from the model's hook points). Only the pattern hooks listen,
+    so the rest of the model runs its fast path.
+    """
+    prefix, layers = block_layers(model.hook_names(), PATTERN, prefix)
+    names = [f"{prefix}blocks.{layer}.{PATTERN}" for layer in layers]
+    _, cache = model.run_with_cache(*inputs, names=names)
+    return stack_patterns(cache, len(layers), prefix)
 
 
 def head_scores(patterns: torch.Tensor, detections: dict[str, torch.Tensor],

@@ -2,8 +2,10 @@
 
 from .attention_pool import AttentionPooling
 from .som import SOM
+from .sequence import VectorSequenceModel
 from .som_attention import SOMAttentionNet
 from .text_classifier import AttentionTextClassifier
 from .transformer import Transformer, TransformerConfig
 
-__all__ = ["SOM", "AttentionPooling", "AttentionTextClassifier", "SOMAttentionNet", "Transformer", "TransformerConfig"]
+__all__ = ["SOM", "AttentionPooling", "AttentionTextClassifier", "SOMAttentionNet",
+           "Transformer", "TransformerConfig", "VectorSequenceModel"]

@@ -29,6 +29,8 @@ Example:
     >>> task = BurstyTask(BurstyTaskConfig(n_classes=128, n_labels=32, n_context=8, burstiness=4))
     >>> b = task.sample(64, torch.Generator().manual_seed(0))
     >>> b.tokens.shape, b.target.shape     # (64, 17, 63), (64,)
+    >>> probes = make_probes(task, 256, burstiness=2, g=torch.Generator().manual_seed(1))
+    >>> head_score_masks(probes.novel)["induction"].shape   # (256, 17, 17)
 """
 
 from __future__ import annotations
@@ -210,6 +212,37 @@ class BurstyTask:
                     b = self.no_context(len(idx), g)
                 parts.append((idx, b))
         return _merge(n, parts)
+
+
+@dataclass
+class BurstyProbes:
+    """The three probe batches of the module docstring (fixed over training, fresh for the final numbers)."""
+
+    novel: BurstyBatch  # fresh classes, random labels: ICL accuracy
+    no_context: BurstyBatch  # the query's class absent from the context: in-weights accuracy
+    flip: BurstyBatch  # labels permuted consistently: context vs weights
+
+
+def make_probes(task: BurstyTask, n: int, burstiness: int, g: torch.Generator) -> BurstyProbes:
+    """n sequences per probe, drawn in this order from `g`; the ICL and flip probes have `burstiness` B."""
+    return BurstyProbes(task.bursty(n, g, burstiness, novel=True), task.no_context(n, g),
+                        task.bursty(n, g, burstiness, flip=True))
+
+
+def head_score_masks(batch: BurstyBatch) -> dict[str, torch.Tensor]:
+    """(B, T, T) 0/1 masks of the keys an ideal head attends to, per query position (on the batch's device).
+
+    previous_token: label position 2i+1 -> item 2i (pairing each label with its item).
+    induction: query (2N) -> the labels of the context items of the query's class (the ICL look-up).
+    """
+    B, T = batch.tokens.shape[:2]
+    N, dev = (T - 1) // 2, batch.tokens.device
+    lab = item_positions(N).to(dev) + 1
+    prev = torch.zeros(B, T, T, device=dev)
+    prev[:, lab, lab - 1] = 1
+    ind = torch.zeros(B, T, T, device=dev)
+    ind[:, T - 1, lab] = batch.query_in_context.float()
+    return {"previous_token": prev, "induction": ind}
 
 
 def _merge(n: int, parts: list[tuple[torch.Tensor, BurstyBatch]]) -> BurstyBatch:

@@ -16,6 +16,8 @@ Example:
     >>> batch = task.sample(64, torch.Generator().manual_seed(0))
     >>> batch.xs.shape, batch.ys.shape, to_sequence(batch.xs, batch.ys).shape
     (torch.Size([64, 11, 5]), torch.Size([64, 11]), torch.Size([64, 21, 5]))
+    >>> d_active, n = CurriculumConfig(enabled=True).at(step=0, d=5, n=11)      # (2, 5): Garg et al.'s start
+    >>> task.sample(64, torch.Generator().manual_seed(1), d_active=d_active, n=n).xs.shape   # (64, 5, 5)
 """
 
 from __future__ import annotations
@@ -63,6 +65,39 @@ class RegressionTaskConfig:
             invalid("pool_size", "must be >= 0 (0 = infinite task diversity)")
         if self.pool_size and self.function == "relu":
             invalid("pool_size", "a finite task pool needs function 'linear' or 'sparse'")
+
+
+@dataclass
+class CurriculumConfig:
+    """Garg et al.'s curriculum: start with few active dimensions and short prompts, grow both every
+    `interval` steps until the task's d and n are reached. Off by default (d = 5 trains without it).
+
+    Example:
+        >>> CurriculumConfig(enabled=True, d_start=2, n_start=5, interval=100).at(250, d=5, n=11)
+        (4, 9)
+    """
+
+    enabled: bool = False
+    d_start: int = 2  # active input coordinates at step 0 (the rest of x is 0)
+    n_start: int = 5  # points per prompt at step 0
+    d_step: int = 1  # added every interval
+    n_step: int = 2
+    interval: int = 500  # steps between increments
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        for key in ("d_start", "n_start", "d_step", "n_step", "interval"):
+            if getattr(self, key) < 1:
+                invalid(key, "must be >= 1")
+
+    def at(self, step: int, d: int, n: int) -> tuple[int, int]:
+        """(active dimensions, points per prompt) at `step`."""
+        if not self.enabled:
+            return d, n
+        stage = step // self.interval
+        return min(d, self.d_start + stage * self.d_step), min(n, self.n_start + stage * self.n_step)
 
 
 @dataclass
