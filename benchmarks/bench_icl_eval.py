@@ -37,6 +37,10 @@ import yaml
 from results_md import RESULTS, write_section  # noqa: E402  (benchmarks/results_md.py)
 
 from emergelab.icl import kshot
+from emergelab.models.hf import load_hf_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.fixtures builds the model
+from tests.fixtures import hf_models  # noqa: E402
 
 SECTION = "## icl-eval shared-prefix caching"
 LEAD_INS = ("", "Honestly, ", "Overall, ", "In short, ", "To be fair, ")
@@ -74,9 +78,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         task_path = build_task(Path(tmp))
         task = kshot.load_task(task_path)
-        folder = kshot.make_tiny_causal_lm(Path(tmp) / "gpt2", kshot.task_texts(task), n_layer=4, n_embd=128,
-                                           n_head=4, n_positions=1024)
-        model, tok, n_ctx = kshot.load_causal_lm(folder)
+        folder = hf_models.byte_bpe_lm(Path(tmp) / "gpt2", kshot.task_texts(task), n_layer=4, n_embd=128,
+                                       n_head=4, n_positions=1024)
+        lm = load_hf_model(folder)
+        model, tok, n_ctx = lm.model, lm.tokenizer, lm.n_ctx
     n_params = sum(p.numel() for p in model.parameters())
     prompts, _ = kshot.encode_task(task, tok, [args.shots], ["gold"], [0], n_ctx)[(0, args.shots, "gold")]
     # keep `queries` real queries + the content-free one (last)

@@ -1,4 +1,5 @@
-"""`run_icl_eval` (what `emergelab icl-eval` calls) on a tiny random GPT-2 saved to a temp folder."""
+"""`run_icl_eval` (what `emergelab icl-eval` calls) on a tiny random GPT-2 with a byte-level BPE tokenizer saved to a
+temp folder."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from emergelab.icl import kshot
+from tests.fixtures import hf_models
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 
@@ -17,7 +19,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_run_icl_eval_writes_json_and_csv(tmp_path: Path) -> None:
     torch.set_num_threads(1)
     task = kshot.load_task("sentiment")
-    folder = kshot.make_tiny_causal_lm(tmp_path / "lm", kshot.task_texts(task), n_layer=2, n_embd=32)
+    folder = hf_models.byte_bpe_lm(tmp_path / "lm", kshot.task_texts(task), n_layer=2, n_embd=32)
     shots, conds, seeds = [0, 1, 4], list(kshot.CONDITIONS), [0, 1, 2]
     res = kshot.run_icl_eval(folder, "sentiment", shots=shots, conditions=conds, seeds=seeds, out_dir=tmp_path / "o")
 

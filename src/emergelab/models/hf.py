@@ -1,0 +1,116 @@
+"""The one offline loader of Hugging Face models: a local folder -> (model, tokenizer, context length).
+
+Every `from_pretrained` call passes `local_files_only=True`, so no code path can reach a hub, whatever the
+folder's config names. The process environment is left alone (no `HF_HUB_OFFLINE`): setting it would
+also switch a user's own downloads in the same process offline.
+
+    kind="causal"  AutoModelForCausalLM (icl-eval scores continuations with it)
+    kind="base"    AutoModel (hidden states, e.g. MiniLM's token vectors for text-attention)
+
+Example:
+    >>> lm = load_hf_model("models/gpt2", kind="causal")
+    >>> lm.model.training, lm.n_ctx, lm.tokenizer("Hi")["input_ids"]
+    (False, 1024, [17250])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import EmergelabError
+
+__all__ = ["KINDS", "HFModel", "ModelLoadError", "check_model_folder", "context_length", "load_hf_model",
+           "load_tokenizer"]
+
+KINDS = ("causal", "base")
+# config attributes that name the context length, by model family (GPT-2, Llama/BERT, older GPTs)
+CONTEXT_KEYS = ("n_positions", "max_position_embeddings", "n_ctx")
+LOAD_ERRORS = (OSError, ValueError, KeyError, TypeError, ImportError)  # what from_pretrained raises on a bad folder
+
+
+class ModelLoadError(EmergelabError):
+    """The model path is not a local Hugging Face folder that loads offline."""
+
+
+@dataclass
+class HFModel:
+    model: torch.nn.Module  # in eval mode, on the device asked for
+    tokenizer: Any  # a transformers PreTrainedTokenizerBase
+    n_ctx: int | None  # the longest sequence the model takes (from its config); None if the config names none
+
+
+def check_model_folder(path: str | Path) -> Path:
+    """`path` as a Path if it is a folder with a config.json, else ModelLoadError (one line)."""
+    p = Path(path)
+    if not p.is_dir():
+        what = "does not exist" if not p.exists() else "is not a folder"
+        raise ModelLoadError(f"Model path '{path}' {what} (expected a local Hugging Face model folder)")
+    if not (p / "config.json").is_file():
+        raise ModelLoadError(f"Model folder '{path}' has no config.json (not a Hugging Face model folder)")
+    return p
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own progress output stays readable; errors still surface
+
+
+def load_tokenizer(path: str | Path) -> Any:
+    """The tokenizer saved in a local model folder (offline). Raises ModelLoadError."""
+    p = check_model_folder(path)
+    from transformers import AutoTokenizer
+
+    _quiet_transformers()
+    try:
+        return AutoTokenizer.from_pretrained(p, local_files_only=True)
+    except LOAD_ERRORS as e:
+        raise ModelLoadError(f"Could not load a tokenizer from '{path}': {_first_line(e)}") from None
+
+
+def context_length(path: str | Path) -> int | None:
+    """The context length a local model folder's config names (without loading the weights), or None."""
+    p = check_model_folder(path)
+    from transformers import AutoConfig
+
+    try:
+        cfg = AutoConfig.from_pretrained(p, local_files_only=True)
+    except LOAD_ERRORS as e:
+        raise ModelLoadError(f"Could not read the config of '{path}': {_first_line(e)}") from None
+    return _n_ctx(cfg)
+
+
+def load_hf_model(path: str | Path, kind: str = "causal", *, device: str | torch.device = "cpu",
+                  **model_kwargs: Any) -> HFModel:
+    """Load (model in eval mode, tokenizer, context length) from a local folder, offline only.
+
+    `kind` is 'causal' (a language-model head) or 'base' (hidden states); `model_kwargs` go to
+    `from_pretrained` (e.g. `attn_implementation="eager"` where attention weights are needed).
+    A missing folder, a folder without config.json, or one that does not load is a ModelLoadError.
+    """
+    if kind not in KINDS:
+        raise ModelLoadError(f"Unknown model kind '{kind}' (choose from {', '.join(KINDS)})")
+    tokenizer = load_tokenizer(path)
+    from transformers import AutoModel, AutoModelForCausalLM
+
+    auto = AutoModelForCausalLM if kind == "causal" else AutoModel
+    try:
+        model = auto.from_pretrained(Path(path), local_files_only=True, **model_kwargs)
+    except LOAD_ERRORS as e:
+        what = "a causal LM" if kind == "causal" else "a model"
+        raise ModelLoadError(f"Could not load {what} from '{path}': {_first_line(e)}") from None
+    model.eval().to(device)
+    return HFModel(model, tokenizer, _n_ctx(model.config))
+
+
+def _n_ctx(cfg: Any) -> int | None:
+    return next((getattr(cfg, a) for a in CONTEXT_KEYS if isinstance(getattr(cfg, a, None), int)), None)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
