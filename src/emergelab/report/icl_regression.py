@@ -21,10 +21,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 from markupsafe import Markup
 
 from emergelab.report import figures as F
+from emergelab.report import series as S
+from emergelab.report.format import fmt
 from emergelab.report.html import Section, config_section, render_fragment, render_page, run_meta
+from emergelab.runs.names import metric
 
 __all__ = ["render_icl_regression_report"]
 
@@ -69,33 +73,15 @@ def _fig_error_vs_k(evals: Mapping[str, Any], d: int) -> str:
 
 def _fig_training(metrics: Mapping[str, Any], d: int, n: int) -> str:
     ks = sorted({k for k in (0, 1, d // 2, d - 1, d, 2 * d, n - 1) if 0 <= k < n})
-    with F.report_style():
-        fig, axes = F.new_figure(1, 2, figsize=(10.5, 3.4))
-        ax = axes[0, 0]
-        found = False
-        for i, k in enumerate(ks):
-            m = metrics.get(f"probe/err_k{k}")
-            if m:
-                found = True
-                ax.plot(m["steps"], [max(v, FLOOR) for v in m["values"]], lw=1.6,
-                        color=F.MODEL_COLORS[i % len(F.MODEL_COLORS)] if i < 6 else "#495057", label=f"k = {k}")
-        if found:
-            ax.set_yscale("log")
-            ax.legend(frameon=False, fontsize=8, ncol=2)
-        else:
-            F.no_data(ax)
-        ax.set_title("probe error by k over training")
-        F.step_axis(ax)
-        ax = axes[0, 1]
-        m = metrics.get("train/loss")
-        if m:
-            ax.plot(m["steps"], m["values"], color=F.TRAIN_COLOR, lw=1.4)
-            ax.set_yscale("log")
-        else:
-            F.no_data(ax)
-        ax.set_title("training loss (MSE over all positions)")
-        F.step_axis(ax)
-        return F.fig_to_data_uri(fig)
+    probe = []
+    for i, k in enumerate(ks):
+        steps, values = S.series(metrics, metric("probe", f"err_k{k}"))  # named as the experiment logs them
+        probe.append(F.Curve(steps, np.maximum(values, FLOOR), label=f"k = {k}", lw=1.6,
+                             color=F.MODEL_COLORS[i] if i < len(F.MODEL_COLORS) else "#495057"))
+    loss = F.Curve(*S.series(metrics, metric("train", "loss")), color=F.TRAIN_COLOR, lw=1.4)
+    return F.curve_panels([F.Panel("probe error by k over training", probe, log=True),
+                           F.Panel("training loss (MSE over all positions)", [loss], log=True)],
+                          figsize=(10.5, 3.4), legend_cols=2)
 
 
 def _table(evals: Mapping[str, Any], k_values: list[int], tr: Mapping[str, Any], n_eval: Any, what: str) -> Markup:
@@ -105,14 +91,14 @@ def _table(evals: Mapping[str, Any], k_values: list[int], tr: Mapping[str, Any],
         cells = []
         for name in names:
             e = evals[name]
-            cell = f"{e['mean'][i]:.4f}"
+            cell = fmt(e["mean"][i], 4)
             if name == "transformer":
-                cell += f" [{e['low'][i]:.4f}, {e['high'][i]:.4f}]"
+                cell += f" [{fmt(e['low'][i], 4)}, {fmt(e['high'][i], 4)}]"
             cells.append(cell)
         rows.append({"k": k, "cells": cells})
     distances = sorted((tr.get("prediction_distance") or {}).items(), key=lambda kv: kv[1])
     return render_fragment("icl_regression_table.html", names=names, rows=rows, closest=tr.get("closest", "—"),
-                           distances=[(n, f"{v:.4f}") for n, v in distances], n_eval=n_eval, what=what)
+                           distances=[(n, fmt(v, 4)) for n, v in distances], n_eval=n_eval, what=what)
 
 
 def render_icl_regression_report(data: Mapping[str, Any]) -> str:
@@ -162,7 +148,7 @@ def render_icl_regression_report(data: Mapping[str, Any]) -> str:
                 lead="When in-context learning appears: the error at large k falls while k = 0 stays at 1."),
         config_section(run, data.get("config") or {},
                        [] if data.get("wall_seconds") is None
-                       else [("wall time", f"{float(data['wall_seconds']):,.1f} s")]),
+                       else [("wall time", fmt(float(data["wall_seconds"]), 1, "seconds"))]),
     ]
     meta = run_meta(run, checks, {"d": d, "tracks": tr.get("closest", "—")})
     if diversity.get("pool_size"):
