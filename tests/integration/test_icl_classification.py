@@ -7,9 +7,10 @@ import pytest
 
 import emergelab.experiments.icl_classification  # noqa: F401  (registers the experiment)
 from emergelab import render_report, run_experiment
-from emergelab.emergence.sweep import lookup
+from emergelab.api import experiment_config
 from emergelab.registry import experiments
 from emergelab.runs.store import RunStore
+from emergelab.sweeps import lookup
 
 REDUCED = [
     "seed=0", "threads=1", "task.n_classes=64", "task.dim=31", "model.d_model=32", "train.steps=300",
@@ -63,3 +64,20 @@ def test_sweep_metrics_exist_in_the_summary(finished):
     metrics = experiments.get("icl-classification").sweep_metrics
     missing = [m for m in metrics if lookup(summary, m, KeyError) is KeyError]
     assert missing == []
+
+
+def test_metric_names_are_the_reports(finished):
+    """probe/{accuracy} and heads/{kind}/L{l}H{h} on the transformer inside the wrapper (2 layers x 2 heads)."""
+    result, store = finished
+    with RunStore(store, create=False) as st:
+        names = set(st.metric_names(result.run_id))
+    heads = {f"heads/{kind}/L{layer}H{head}" for kind in ("previous_token", "induction") for layer in (0, 1)
+             for head in (0, 1)}
+    probes = {f"probe/{k}" for k in ("icl_accuracy", "iwl_accuracy", "flip_follows_context", "flip_follows_weights")}
+    assert names == heads | probes | {"train/loss", "train/lr"}
+
+
+def test_one_train_default_changed_keeps_the_others():
+    cfg = experiment_config("icl-classification", overrides=["train.steps=5"])
+    assert cfg.train.steps == 5 and cfg.train.batch_size == 128 and cfg.train.lr == 3e-3
+    assert cfg.train.warmup_steps == 100 and cfg.train.checkpoint_every == 500 and cfg.device == "auto"

@@ -1,5 +1,6 @@
 """A reduced `icl-regression` run (d = 3, a tiny transformer, a few hundred steps): the transformer already
-learns in context (beats averaging at k = 2d), summary.json has the issue's keys, the report is built."""
+learns in context (beats averaging at k = 2d), summary.json has the issue's keys, the report is built,
+the probe metrics keep their names."""
 
 import json
 import os
@@ -9,9 +10,10 @@ import sys
 import pytest
 
 import emergelab.experiments.icl_regression  # noqa: F401  (registers the experiment)
-from emergelab.api import run_experiment
-from emergelab.emergence.sweep import lookup
+from emergelab.api import experiment_config, run_experiment
 from emergelab.registry import experiments
+from emergelab.runs.store import RunStore
+from emergelab.sweeps import lookup
 
 REDUCED = [
     "seed=0", "threads=1", "task.d=3", "model.n_layers=2", "model.d_model=32", "model.n_heads=2", "model.d_mlp=64",
@@ -80,3 +82,19 @@ def test_reanalyze_redoes_summary_from_the_store(finished):
     assert r.returncode == 0, r.stderr
     assert json.loads(summary_file.read_text())["error_by_k"] == before["error_by_k"]
     assert "Report:" in r.stdout
+
+
+def test_probe_metrics_keep_their_names(finished):
+    """The report plots probe/err_k{k}; the kit's probe callback logs them with train/loss and train/lr."""
+    with RunStore(finished.run_dir.parent / "e.db", create=False) as st:
+        names = set(st.metric_names(finished.run_id))
+        steps, _ = st.metric_series(finished.run_id, "probe/err_k6")
+    assert names == {f"probe/err_k{k}" for k in range(7)} | {"train/loss", "train/lr"}
+    assert steps == [0, 100, 200, 300, 400]
+    assert finished.summary["wall_seconds"] > 0
+
+
+def test_one_train_default_changed_keeps_the_others():
+    cfg = experiment_config("icl-regression", overrides=["train.steps=5"])
+    assert cfg.train.steps == 5 and cfg.train.lr == 1.5e-3 and cfg.train.schedule == "cosine"
+    assert cfg.train.weight_decay == 0.0 and cfg.train.log_every == 250 and cfg.device == "auto"
