@@ -30,7 +30,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 from results_md import RESULTS, write_section  # noqa: E402
 
-from emergelab.emergence.sweep import run_sweep, threads_per_worker  # noqa: E402
+from emergelab.sweeps import run_sweep  # noqa: E402
+from emergelab.sweeps.executors import threads_per_worker  # noqa: E402
 
 SECTION = "## Sweep executors"
 TINY = ["threads=0", "task.d=3", "model.n_layers=2", "model.d_model=32", "model.n_heads=4", "model.d_mlp=64",

@@ -16,11 +16,11 @@ import os as _os
 # torch before emergelab has to set the variable itself.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-__version__ = "0.1.0"
-
 from .api import (  # noqa: E402
     RunResult,
+    SweepResult,
     list_experiments,
+    list_sweeps,
     reanalyze_run,
     render_report,
     resume_run,
@@ -39,10 +39,11 @@ from .runs.store import RunStore  # noqa: E402
 from .tasks import InductionTask, InductionTaskConfig  # noqa: E402
 from .tasks.regression import RegressionTask, RegressionTaskConfig  # noqa: E402
 from .train import TrainConfig, load_model, save_model, train  # noqa: E402
+from .version import __version__ as __version__  # noqa: E402  (a leaf module: runs/ reads it too)
 
 __all__ = [
     "DMMSE", "LeastSquares", "RegressionTask", "RegressionTaskConfig", "Ridge", "TwoLayerNN", "error_by_k",
-    "reanalyze_run", "resume_run", "run_sweep",
+    "reanalyze_run", "resume_run", "run_sweep", "SweepResult", "list_sweeps",
     "SOM", "AttentionPooling", "RBFClassifier", "RBFLayer", "RBFNetwork",
     "ActivationCache", "ConfigError", "EmergelabError", "HookPoint", "HookedModule", "InductionTask",
     "InductionTaskConfig", "NotFittedError", "Registry", "RunResult", "RunStore", "StoreError",

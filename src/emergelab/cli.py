@@ -108,17 +108,12 @@ def sweep(
     store: StoreOpt = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")] = False,
 ) -> None:
-    """Run an experiment over a grid of config values; rerun the same command to finish an interrupted sweep."""
-
-    def show(p: dict[str, Any]) -> None:
-        point = ", ".join(f"{k}={v}" for k, v in p["point"].items())
-        status = f"[red]failed[/red]: {p['error']}" if p["error"] else "done"
-        err.print(f"  {point}: {p['run_id'] or '-'} {status}", highlight=False, soft_wrap=True)
-
+    """Run an experiment over a grid of config values; rerun the same command to finish an interrupted sweep.
+    Progress (a line per point: done / running / failed) goes to stderr."""
     try:
         res = api.run_sweep(experiment, grid, config=config, overrides=set_ or [], metrics=metric or None,
                             store=store, executor=executor, workers=workers, address=address,
-                            progress=not no_progress, on_point=show)
+                            progress=not no_progress)
     except KeyboardInterrupt:
         err.print("Interrupted. Finished points are kept; run the same command again to finish the sweep.",
                   highlight=False)
@@ -136,7 +131,9 @@ def sweep(
     out.print(f"Sweep [bold]{res.sweep_id}[/bold]: {res.dir / 'sweep.csv'}", highlight=False)
     out.print(f"Report: {res.report_path}", highlight=False)
     if res.failed:
-        err.print(f"{len(res.failed)} point(s) failed: {', '.join(res.failed)}", highlight=False)
+        err.print(f"{len(res.failed)} point(s) failed:", highlight=False)
+        for run_id in res.failed:
+            err.print(f"  {run_id}: {res.errors.get(run_id, '')}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from emergelab.config import ConfigError
 from emergelab.emergence.metrics import breakthroughness
-from emergelab.emergence.sweep import expand, lookup, parse_grid, run_sweep, sweep_id
+from emergelab.sweeps import expand, lookup, parse_grid, run_sweep, sweep_id
 from emergelab.runs.store import RunStore
 
 GRID = {"n_train": [20, 50], "centers": ["grid", "kmeans"]}

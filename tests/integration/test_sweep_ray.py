@@ -3,7 +3,7 @@ the in-process executor."""
 
 import pytest
 
-from emergelab.emergence.sweep import run_sweep
+from emergelab.sweeps import run_sweep
 from emergelab.runs.store import RunStore
 
 GRID = {"n_train": [20, 50]}

@@ -1,9 +1,8 @@
-"""Emergence: phase-change detection, how sudden a change is along a sweep (breakthroughness), and sweeps of an
-experiment over a grid of configs (local processes or Ray)."""
+"""Emergence analysis: phase-change detection over training, and how sudden a change is along a sweep
+(BIG-bench breakthroughness over a sweep's table). Running sweeps is `emergelab.sweeps`."""
 
 from .metrics import breakthroughness
 from .phase import detect_phase_change, smooth
-from .sweep import SweepResult, collect, expand, lookup, parse_grid, run_sweep
+from .table import SweepTable, sudden_changes
 
-__all__ = ["SweepResult", "breakthroughness", "collect", "detect_phase_change", "expand", "lookup", "parse_grid",
-           "run_sweep", "smooth"]
+__all__ = ["SweepTable", "breakthroughness", "detect_phase_change", "smooth", "sudden_changes"]

@@ -2,7 +2,8 @@
 combination of the other keys; a swept `seed` is averaged, with its min-max as a band), the table of
 points with links to every run's own report, and how sudden each change is (BIG-bench breakthroughness).
 
-Input is the `SweepResult` that `emergence.sweep.collect` builds from the store.
+Input is a `SweepTable` (emergence/table.py): plain data, so this module knows nothing about how the
+points ran; `emergelab.sweeps` builds it from the store (its `SweepResult` is one).
 
 Example:
     >>> html = render_sweep_report(collect("icl-regression-1a2b3c4d5e", store="runs/emergelab.db"))
@@ -11,20 +12,18 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from markupsafe import Markup
 
+from emergelab.emergence.table import SweepTable
 from emergelab.report import figures as F
 from emergelab.report.html import Section, render_fragment, render_page
-
-if TYPE_CHECKING:
-    from emergelab.emergence.sweep import SweepResult
 
 __all__ = ["render_sweep_report"]
 
 
-def _fig_metrics(result: SweepResult) -> str | None:
+def _fig_metrics(result: SweepTable) -> str | None:
     """One panel per numeric metric against result.x_key (evenly spaced, in grid order), one line per group of
     the other keys; a swept `seed` is averaged (mean line, min-max band)."""
     panels = [(m, result.series(m)) for m in result.metrics]
@@ -59,7 +58,7 @@ def _fig_metrics(result: SweepResult) -> str | None:
         return F.fig_to_data_uri(fig)
 
 
-def _caption(result: SweepResult) -> str:
+def _caption(result: SweepTable) -> str:
     order = f"against {result.x_key} (evenly spaced, in the order of the grid)"
     if result.averages_seeds:
         return (f"Each panel: one summary value {order}; line: mean over the {len(result.grid['seed'])} seeds, "
@@ -77,7 +76,7 @@ def _cell(v: Any) -> str:
     return "—" if v is None else _label(v)
 
 
-def render_sweep_report(result: SweepResult) -> str:
+def render_sweep_report(result: SweepTable) -> str:
     rows = [{"point": [_label(r["point"][k]) for k in result.grid], "run_id": r["run_id"], "status": r["status"],
              "reused": r["reused"], "cells": [_cell(r["values"].get(m)) for m in result.metrics]}
             for r in result.rows]

@@ -16,8 +16,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .. import __version__
 from ..config import config_hash, dump_yaml, to_dict
+from ..version import __version__
 from .atomic import write_text_atomic
 from .store import Run, RunStore
 
@@ -52,9 +52,11 @@ class RunContext:
         return self.run.dir
 
     @classmethod
-    def start(cls, store: RunStore, experiment: str, cfg: Any, progress: bool = True) -> RunContext:
+    def start(cls, store: RunStore, experiment: str, cfg: Any, progress: bool = True,
+              run_id: str | None = None) -> RunContext:
+        """A new run row (id `run_id`, default a fresh one) and its directory with config.yaml."""
         seed = getattr(cfg, "seed", None)
-        run = store.create_run(experiment, to_dict(cfg), config_hash(cfg), seed, __version__)
+        run = store.create_run(experiment, to_dict(cfg), config_hash(cfg), seed, __version__, run_id=run_id)
         run.dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run.dir / "config.yaml", dump_yaml(cfg))
         store.add_artifact(run.id, "config.yaml", "config")

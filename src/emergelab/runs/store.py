@@ -19,8 +19,10 @@ import datetime as dt
 import json
 import os
 import secrets
+import shutil
 import sqlite3
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -205,6 +207,10 @@ class RunStore:
             raise StoreError(f"Unknown run '{run_id}' in store '{self.path}'.{hint if ids else ''}")
         return self._row_to_run(row)
 
+    def has_run(self, run_id: str) -> bool:
+        """Whether a run with exactly this id is in the store."""
+        return self.conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None
+
     def list_runs(self, experiment: str | None = None) -> list[Run]:
         q, args = "SELECT * FROM runs", ()
         if experiment:
@@ -332,3 +338,78 @@ class RunStore:
     def sweep_runs(self, sweep_id: str) -> dict[int, str]:
         """point index -> run id, for the points that have run."""
         return dict(self.conn.execute("SELECT point, run_id FROM sweep_runs WHERE sweep_id = ?", (sweep_id,)))
+
+    # --- moving a run between stores -----------------------------------------------------------
+    def export_run(self, run_id: str) -> dict[str, Any]:
+        """Everything of one run as plain data: its row, metrics, artifacts, results and the files of its
+        directory (config.yaml, summary.json, report.html, checkpoints/...) as bytes. `import_run` of this
+        payload into another store recreates the run there; a sweep's Ray tasks use it so that only the
+        driver writes the store.
+
+        Shape: {"format": 1, "run": {column: value}, "metrics": [[step, name, value]], "artifacts":
+        [[path, kind]], "results": [[name, JSON text]], "files": {relative posix path: bytes}}.
+        """
+        run = self.get_run(run_id)
+        cur = self.conn.execute("SELECT * FROM runs WHERE id = ?", (run.id,))
+        row = dict(zip([d[0] for d in cur.description], cur.fetchone(), strict=True))
+        files = {}
+        if run.dir.is_dir():
+            for path in sorted(run.dir.rglob("*")):
+                if path.is_file() and not path.is_symlink() and not path.name.endswith(".tmp"):
+                    files[path.relative_to(run.dir).as_posix()] = path.read_bytes()
+        q = "WHERE run_id = ? ORDER BY 1, 2"
+        return {"format": 1, "run": row,
+                "metrics": [list(r) for r in self.conn.execute(f"SELECT step, name, value FROM metrics {q}",
+                                                               (run.id,))],
+                "artifacts": [list(r) for r in self.conn.execute(f"SELECT path, kind FROM artifacts {q}", (run.id,))],
+                "results": [list(r) for r in self.conn.execute(f"SELECT name, value FROM results {q}", (run.id,))],
+                "files": files}
+
+    def import_run(self, payload: dict[str, Any]) -> Run:
+        """Write an `export_run` payload into this store; a run with the same id (and config) is replaced
+        as a whole (a resumed run coming back). Files first, then the rows in one transaction: a crash in
+        between leaves the run as it was in the store, plus at worst a stray directory."""
+        if payload.get("format") != 1:
+            raise StoreError(f"Cannot import a run payload of format {payload.get('format')!r}")
+        row = payload["run"]
+        old = self.conn.execute("SELECT experiment, config_hash FROM runs WHERE id = ?", (row["id"],)).fetchone()
+        if old is not None and tuple(old) != (row["experiment"], row["config_hash"]):
+            raise StoreError(f"Run id {row['id']} is already in store '{self.path}' with another config")
+        self._import_files(row["id"], payload["files"])
+        cols = list(row)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "id")
+        with self.transaction() as c:
+            # an upsert, not DELETE + INSERT: deleting the row would cascade to the sweeps that list it
+            c.execute(f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+                      f" ON CONFLICT(id) DO UPDATE SET {updates}", [row[k] for k in cols])
+            for table in ("metrics", "artifacts", "results"):
+                c.execute(f"DELETE FROM {table} WHERE run_id = ?", (row["id"],))
+            c.executemany("INSERT INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)",
+                          [(row["id"], *m) for m in payload["metrics"]])
+            c.executemany("INSERT INTO artifacts (run_id, path, kind) VALUES (?, ?, ?)",
+                          [(row["id"], *a) for a in payload["artifacts"]])
+            c.executemany("INSERT INTO results (run_id, name, value) VALUES (?, ?, ?)",
+                          [(row["id"], *r) for r in payload["results"]])
+        return self.get_run(row["id"])
+
+    def _import_files(self, run_id: str, files: dict[str, bytes]) -> None:
+        """Write the files into a staging folder, then swap it in for the run directory."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{run_id}.import-", dir=self.root))
+        try:
+            for rel, data in files.items():
+                path = staging / rel
+                if Path(rel).is_absolute() or ".." in Path(rel).parts:
+                    raise StoreError(f"Run payload holds a file outside its run directory: '{rel}'")
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+            target = self.root / run_id
+            if target.exists():
+                stale = Path(tempfile.mkdtemp(prefix=f".{run_id}.old-", dir=self.root))
+                os.replace(target, stale / run_id)
+                os.replace(staging, target)
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                os.replace(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
