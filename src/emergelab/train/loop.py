@@ -9,10 +9,11 @@ The loop knows nothing about any model or task. It gets:
 Resume is exact: a run restarted from its latest checkpoint replays the same batches on the
 same weights and optimizer state, so it ends with bitwise-identical metrics on CPU.
 
-Devices: `device=` ('auto', 'cuda', a torch.device ...; default CPU) moves the model there and every
-batch after `batch_fn` made it. `batch_fn`'s generator stays a CPU generator, so the data (and hence a
-run's numbers, up to the device's float arithmetic) depend on the seed, not on the device. Checkpoints
-hold CPU tensors plus the device's RNG state, and resume on any device.
+Devices: `device=` ('auto', 'cuda', a torch.device ...; default: where the model is, the CPU for a
+model just built) moves the model there and every batch after `batch_fn` made it. `batch_fn`'s
+generator stays a CPU generator, so the data (and hence a run's numbers, up to the device's float
+arithmetic) depend on the seed, not on the device. Checkpoints hold CPU tensors plus the device's RNG
+state, and resume on any device.
 
 Example:
     >>> cfg = TrainConfig(steps=200, lr=1e-3)
@@ -119,6 +120,10 @@ def step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + step * 7919 + 17) % (2**63 - 1))
 
 
+def _device_of(model: torch.nn.Module) -> torch.device:
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     # No weight decay on biases, norms and embeddings-as-gains (1-D params), as in nanoGPT.
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
@@ -139,16 +144,17 @@ def train(
     callbacks: Sequence[Callback] = (),
     progress: Callable[[TrainState], None] | None = None,
     label: str = "",
-    device: torch.device | str = "cpu",
+    device: torch.device | str | None = None,
 ) -> TrainState:
     """Train `model` in place for `cfg.steps` updates on `device`; returns the final state.
 
     `device`: a torch.device or a config value ('auto', 'cpu', 'cuda', 'cuda:N', 'mps'; an unavailable one is
-    a ConfigError). The model is moved there (and stays there); batches are moved with `to_device`.
+    a ConfigError); None = the device of the model's parameters (the CPU unless the caller moved it). The
+    model is moved there (and stays there); batches are moved with `to_device`.
     With `resume=True` and a checkpoint in `checkpoint_dir`, continues from the latest one.
     Raises `TrainingDiverged` on a NaN/inf loss (checkpoints written before stay).
     """
-    device = resolve_device(device)
+    device = resolve_device(device) if device is not None else _device_of(model)
     model.to(device)  # before the optimizer exists: it holds the parameters that live on the device
     optimizer = make_optimizer(model, cfg)
     state = TrainState(model=model, optimizer=optimizer, cfg=cfg)
