@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from fixtures.report_digits import digits_report_data
 
-from emergelab.report.digits import example_report_data, render_digits_report
+from emergelab.report.digits import render_digits_report
 
 pytestmark = pytest.mark.browser
 
@@ -14,7 +15,7 @@ XSS = "<script>x</script>"
 
 @pytest.fixture(scope="module")
 def data() -> dict:
-    d = example_report_data()
+    d = digits_report_data()
     d["explain"]["classes"][3] = XSS  # hostile class label: must show as text, never run
     return d
 
@@ -46,7 +47,7 @@ def test_digits_report_in_browser(chromium_page, report_file, data):
     assert all(complete and width > 0 for complete, width in sizes), sizes
 
     text = page.evaluate("document.body.innerText")
-    assert f"{100 * data['summary']['test_accuracy']:.1f} %" in text
+    assert f"{100 * data['summary']['test_accuracy']:.1f}%" in text
     assert "claim reproduced" in text
     assert XSS in text and page.evaluate("document.querySelectorAll('script').length") == 0
     # thumbnails are laid out at their intended size (the CSS was inlined and applied)

@@ -50,3 +50,46 @@ def test_empty_corrupt_and_missing_idx_files_give_clear_errors(tmp_path):
     write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(3, dtype=np.uint8))
     with pytest.raises(DataError, match="do not match"):
         load_digits_data(tmp_path)
+
+
+def test_task_split_and_metrics_are_what_training_and_analysis_share():
+    from emergelab.tasks.digits import check_digits_task, load_digits_task, split_digits, test_metrics
+
+    task = load_digits_task(max_samples=300, seed=0)
+    assert task.X.shape == (300, 64) and task.classes == [str(i) for i in range(10)] and task.shape == (8, 8)
+    check_digits_task(task)
+    a, b = split_digits(task, 0.25, 3.0, 1), split_digits(task, 0.25, 3.0, 1)
+    assert np.array_equal(a.X_train, b.X_train) and a.X_test.shape == (75, 64)
+    assert a.X_train.dtype == np.float32 and np.abs(a.X_train).max() <= 3.0
+    assert np.bincount(a.y_test, minlength=10).min() >= 6  # stratified
+    back = a.to_pixels(a.scaler.transform(a.X_test_raw))
+    assert np.allclose(back, a.X_test_raw, atol=1e-4)
+    perfect = np.eye(10)[a.y_test]
+    assert test_metrics(a.y_test, perfect) == {"test_accuracy": 1.0, "macro_recall": 1.0, "macro_f1": 1.0,
+                                                 "roc_auc_ovr": 1.0}
+    with pytest.raises(DataError, match="at least 2 examples"):
+        task.y[:] = 0
+        task.y[0] = 1
+        check_digits_task(task)
+
+
+def test_epoch_batches_are_shuffled_epochs_and_a_pure_function_of_the_step():
+    import torch
+
+    from emergelab.tasks.digits import epoch_batches
+    from emergelab.train.loop import step_generator
+
+    X, y = torch.arange(10.0)[:, None].repeat(1, 3), torch.arange(10)
+    fn = epoch_batches(X, y, batch_size=4, noise=0.0, seed=0)  # 3 batches per epoch: 4 + 4 + 2
+    epoch0 = [fn(s, step_generator(0, s))[1] for s in range(3)]
+    assert [len(b) for b in epoch0] == [4, 4, 2] and sorted(torch.cat(epoch0).tolist()) == list(range(10))
+    epoch1 = torch.cat([fn(s, step_generator(0, s))[1] for s in range(3, 6)])
+    assert sorted(epoch1.tolist()) == list(range(10)) and not torch.equal(epoch1, torch.cat(epoch0))
+    fresh = epoch_batches(X, y, batch_size=4, noise=0.5, seed=0)  # a resumed run starts mid-way
+    again = epoch_batches(X, y, batch_size=4, noise=0.5, seed=0)
+    xb, yb = fresh(4, step_generator(0, 4))
+    for s in range(5):
+        again(s, step_generator(0, s))
+    xb2, yb2 = again(4, step_generator(0, 4))
+    assert torch.equal(xb, xb2) and torch.equal(yb, yb2) and torch.equal(yb, epoch1[4:8])
+    assert not torch.equal(xb, X[yb])  # noise was added

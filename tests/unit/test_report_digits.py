@@ -1,4 +1,4 @@
-"""Unit tests for the ``digits`` HTML report (no browser needed)."""
+"""Unit tests for the ``digits`` HTML report (no browser needed), on the synthetic fixture data."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import time
 
 import numpy as np
 import pytest
+from fixtures.report_digits import digits_report_data
 
-from emergelab.report.digits import example_report_data, render_digits_report
+from emergelab.report.digits import render_digits_report
 
 SECTION_IDS = ["summary", "som", "prototypes", "representations", "why", "importance", "confusion", "config"]
 XSS = "<script>x</script>"
@@ -19,7 +20,7 @@ XSS = "<script>x</script>"
 
 @pytest.fixture(scope="module")
 def data() -> dict:
-    return example_report_data()
+    return digits_report_data()
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +43,8 @@ def _decode_png(uri: str) -> np.ndarray:
 
 
 def test_example_data_is_deterministic_and_follows_the_contract(data):
-    assert example_report_data(0) == data
-    assert example_report_data(1) != data
+    assert digits_report_data(0) == data
+    assert digits_report_data(1) != data
     ex = data["explain"]
     rows, cols = ex["som_shape"]
     h, w = ex["image_shape"]
@@ -82,7 +83,7 @@ def test_sections_present_in_order(page):
 def test_headline_numbers_baselines_and_claim(data, page):
     s = data["summary"]
     headline = page[page.find('<section id="summary"') : page.find('<section id="som"')]
-    assert f"{100 * s['test_accuracy']:.1f} %" in headline
+    assert f"{100 * s['test_accuracy']:.1f}%" in headline
     assert f"{s['macro_f1']:.3f}" in headline and f"± {s['std']['macro_f1']:.3f}" in headline
     for name in ("logistic regression", "SVM, RBF kernel", "plain RBF network"):
         assert name in headline
@@ -90,7 +91,7 @@ def test_headline_numbers_baselines_and_claim(data, page):
     assert "claim reproduced" in headline and "not reproduced" not in headline
     assert headline.count('class="tag ok">✓ pass') == len(s["checks"])
     som = s["som"]
-    assert f"{som['quantization_error']:.3f}" in page and f"{100 * som['topographic_error']:.1f} %" in page
+    assert f"{som['quantization_error']:.3f}" in page and f"{100 * som['topographic_error']:.1f}%" in page
 
 
 def test_claim_not_met_is_shown(data):
@@ -98,7 +99,7 @@ def test_claim_not_met_is_shown(data):
     d["summary"]["test_accuracy"] = 0.85
     d["explain"] = {}  # keep this render fast; a missing explain block must not break the page
     out = render_digits_report(d)
-    assert "claim not reproduced" in out and "85.0 %" in out
+    assert "claim not reproduced" in out and "85.0%" in out
     assert "No prototypes were recorded." in out and "No confusion matrix was recorded." in out
 
 
@@ -126,14 +127,29 @@ def test_sample_cards_show_prototypes_of_the_attended_units(data, page):
     assert f"{p_pred:.3f}" in why
 
 
-def test_importance_lists_top_units_per_class(data, page):
+def test_importance_lists_the_stored_top_units_per_class(data, page):
+    top = data["explain"]["class_top_units"]
     imp = np.asarray(data["explain"]["class_importance"])
     part = page[page.find('<section id="importance"') : page.find('<section id="confusion"')]
-    for ci in (0, len(imp) - 1):
-        top = np.argsort(-imp[ci], kind="stable")[:5]
+    for ci in (0, len(top) - 1):
+        assert [u["unit"] for u in top[ci]] == np.argsort(-imp[ci], kind="stable")[:5].tolist()
         row = part.split("<tr>")[ci + 2]  # header row first
-        assert [int(u) for u in re.findall(r'title="unit (\d+) ', row)] == [int(k) for k in top]
-    assert part.count('<img class="dg-px"') == 5 * len(imp)
+        assert [int(u) for u in re.findall(r'title="unit (\d+) ', row)] == [u["unit"] for u in top[ci]]
+        assert f"{top[ci][0]['weight']:.3f}" in row
+    assert part.count('<img class="dg-px"') == 5 * len(top)
+
+
+def test_silhouettes_and_prototype_shift_are_the_stored_ones(data, page):
+    """The report computes no analysis: it shows the silhouettes and the center shift the analysis stored."""
+    sil = data["explain"]["silhouette"]
+    reps = page[page.find('<section id="representations"') : page.find('<section id="why"')]
+    for proj in ("pca", "tsne"):
+        assert " → ".join(f"{sil[proj][layer]:.2f}" for layer in ("input", "rbf", "pooled")) in reps
+    d = copy.deepcopy(data)
+    d["explain"]["silhouette"]["tsne"]["pooled"] = -0.5
+    d["explain"]["prototype_shift"] = 9.87
+    out = render_digits_report(d)
+    assert "→ -0.50 (does not rise)" in out and "by 9.87 pixel-value units" in out
 
 
 def test_hostile_strings_are_escaped(data):
