@@ -207,9 +207,10 @@ def analyze(store: RunStore, run: Run) -> dict[str, Any]:
     probes = probes_at(kit.eval_seed(cfg.seed), BurstyTask(cfg.task), a.eval_size, a.probe_burstiness)
     final = {k: round(v, 6) for k, v in accuracies(model, to_device(probes, next(model.parameters()).device)).items()}
     L, H = cfg.model.n_layers, cfg.model.n_heads
-    heads = {kind: [[round(v, 4) for v in row] for row in head_grid_at(metrics, kind, L, H, steps[-1])]
-             for kind in SCORE_KINDS}
-    rose = heads_rising(metrics, SCORE_KINDS, L, H, phase["start_step"], phase["end_step"]) \
+    # head scores at 4 digits, also where rises are compared with 0.1 (as this experiment always has)
+    scores = {name: (s, [round(v, 4) for v in values]) for name, (s, values) in view.metrics("heads/").items()}
+    heads = {kind: head_grid_at(scores, kind, L, H, steps[-1]) for kind in SCORE_KINDS}
+    rose = heads_rising(scores, SCORE_KINDS, L, H, phase["start_step"], phase["end_step"]) \
         if phase["detected"] else []
     return {
         "chance": round(1 / cfg.task.n_labels, 6),
