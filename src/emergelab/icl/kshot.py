@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from ..devices import resolve_device
 from ..errors import ConfigError
 from ..models.hf import ModelLoadError, load_hf_model
 from ..runs.atomic import write_json_atomic, write_text_atomic
-from .prompts import BOS_MODES, EncodedPrompts, encode_task, lead_ids
+from .prompts import BOS_MODES, Encoded, EncodedPrompts, demo_text, encode_task, lead_ids, prompt_texts
 from .scoring import score_prompts
 from .task import (
     CONDITIONS,
@@ -43,8 +43,9 @@ from .task import (
 )
 
 __all__ = ["BOS_MODES", "CONDITIONS", "CONTENT_FREE", "CSV_COLUMNS", "EncodedPrompts", "ICLTask", "ModelLoadError",
-           "TaskError", "builtin_tasks", "condition_labels", "encode_task", "evaluate", "lead_ids", "load_task",
-           "results_csv", "run_icl_eval", "score_prompts", "split_examples", "task_texts"]
+           "Scores", "TaskError", "builtin_tasks", "condition_labels", "demo_text", "encode_task", "evaluate",
+           "lead_ids", "load_task", "prompt_texts", "results_csv", "run_icl_eval", "score_all", "score_prompts",
+           "split_examples", "summarize", "task_texts"]
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -60,22 +61,37 @@ def _interval(correct: np.ndarray, n_boot: int, seed: int) -> tuple[float, float
     return float(lo), float(hi)
 
 
-def evaluate(model: torch.nn.Module, tok: Any, task: ICLTask, shots: Sequence[int], conditions: Sequence[str],
-             seeds: Sequence[int], n_ctx: int | None, *, cached: bool = True, batch_size: int = 32,
-             n_boot: int = 1000, bos: str = "auto") -> dict[str, Any]:
-    """Accuracy and calibrated accuracy per (shots, condition), over seeds. Everything is encoded first."""
-    encoded = encode_task(task, tok, shots, conditions, seeds, n_ctx, bos=bos)
+Scores = dict[tuple[int, int, str], tuple[torch.Tensor, list[int]]]  # (seed, k, cond) -> (label log-probs, gold)
+
+
+def score_all(model: torch.nn.Module, encoded: Encoded, *, cached: bool = True, batch_size: int = 32,
+              on_scored: Callable[[tuple[int, int, str], torch.Tensor], None] | None = None) -> Scores:
+    """Label log-probs (n_queries + 1, n_labels) of every encoded (seed, k, condition); the last row is the
+    content-free query. `on_scored(key, logprobs)` is called after each (e.g. to store it, or show progress)."""
+    out = {}
+    for key, (prompts, gold) in encoded.items():
+        lp = score_prompts(model, prompts, cached=cached, batch_size=batch_size)
+        out[key] = (lp, gold)
+        if on_scored is not None:
+            on_scored(key, lp)
+    return out
+
+
+def summarize(task_name: str, labels: Sequence[str], scores: Scores, shots: Sequence[int],
+              conditions: Sequence[str], seeds: Sequence[int], *, n_boot: int = 1000) -> dict[str, Any]:
+    """Accuracy and calibrated accuracy per (condition, shots), over seeds, with 90% bootstrap intervals.
+
+    Calibrated (contextual calibration, Zhao et al. 2021): argmax of log p(label | x) - log p(label | "N/A").
+    """
     rows = []
     for cond in conditions:
         for k in shots:
             acc, cal, correct, correct_cal = [], [], [], []
             for seed in seeds:
-                prompts, gold = encoded[(seed, k, cond)]
-                lp = score_prompts(model, prompts, cached=cached, batch_size=batch_size)
+                lp, gold = scores[(seed, k, cond)]
                 lp_q, lp_cf = lp[:-1], lp[-1]
                 y = torch.tensor(gold)
                 c = (lp_q.argmax(1) == y).numpy()
-                # contextual calibration: p(label|x) / p(label|"N/A"), i.e. a log-prob difference
                 cc = ((lp_q - lp_cf).argmax(1) == y).numpy()
                 correct.append(c)
                 correct_cal.append(cc)
@@ -88,8 +104,17 @@ def evaluate(model: torch.nn.Module, tok: Any, task: ICLTask, shots: Sequence[in
                          "calibrated_accuracy": float(np.mean(cal)), "calibrated_accuracy_ci90": [clo, chi],
                          "calibrated_accuracy_min": min(cal), "calibrated_accuracy_max": max(cal),
                          "calibrated_accuracy_by_seed": cal, "n_queries": int(len(correct[0]))})
-    return {"task": task.name, "labels": task.labels, "chance": 1.0 / len(task.labels), "shots": list(shots),
+    return {"task": task_name, "labels": list(labels), "chance": 1.0 / len(labels), "shots": list(shots),
             "conditions": list(conditions), "seeds": list(seeds), "rows": rows}
+
+
+def evaluate(model: torch.nn.Module, tok: Any, task: ICLTask, shots: Sequence[int], conditions: Sequence[str],
+             seeds: Sequence[int], n_ctx: int | None, *, cached: bool = True, batch_size: int = 32,
+             n_boot: int = 1000, bos: str = "auto") -> dict[str, Any]:
+    """Accuracy and calibrated accuracy per (shots, condition), over seeds. Everything is encoded first."""
+    encoded = encode_task(task, tok, shots, conditions, seeds, n_ctx, bos=bos)
+    scores = score_all(model, encoded, cached=cached, batch_size=batch_size)
+    return summarize(task.name, task.labels, scores, shots, conditions, seeds, n_boot=n_boot)
 
 
 CSV_COLUMNS = ("task", "condition", "shots", "accuracy", "accuracy_ci90_low", "accuracy_ci90_high", "accuracy_min",

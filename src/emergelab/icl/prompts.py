@@ -39,10 +39,10 @@ import numpy as np
 from ..errors import ConfigError
 from .task import CONDITIONS, CONTENT_FREE, ICLTask, TaskError, condition_labels, split_examples
 
-Encoded = dict[tuple[int, int, str], tuple["EncodedPrompts", list[int]]]  # (seed, k, condition) -> prompts, gold
-__all__ = ["BOS_MODES", "EncodedPrompts", "demo_text", "encode_task", "lead_ids", "prompt_texts"]
+__all__ = ["BOS_MODES", "Encoded", "EncodedPrompts", "demo_text", "encode_task", "lead_ids", "prompt_texts"]
 
 BOS_MODES = ("auto", "always", "never")
+Encoded = dict[tuple[int, int, str], tuple["EncodedPrompts", list[int]]]  # (seed, k, condition) -> prompts, gold
 
 
 @dataclass

@@ -24,7 +24,7 @@ import torch
 from ..errors import EmergelabError
 
 __all__ = ["KINDS", "HFModel", "ModelLoadError", "check_model_folder", "context_length", "load_hf_model",
-           "load_tokenizer"]
+           "load_tokenizer", "quiet_transformers"]
 
 KINDS = ("causal", "base")
 # config attributes that name the context length, by model family (GPT-2, Llama/BERT, older GPTs)
@@ -54,7 +54,8 @@ def check_model_folder(path: str | Path) -> Path:
     return p
 
 
-def _quiet_transformers() -> None:
+def quiet_transformers() -> None:
+    """No transformers progress bars (loading, saving shards): our own progress output stays readable."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own progress output stays readable; errors still surface
@@ -65,7 +66,7 @@ def load_tokenizer(path: str | Path) -> Any:
     p = check_model_folder(path)
     from transformers import AutoTokenizer
 
-    _quiet_transformers()
+    quiet_transformers()
     try:
         return AutoTokenizer.from_pretrained(p, local_files_only=True)
     except LOAD_ERRORS as e:

@@ -1,0 +1,53 @@
+"""An untrained GPT-2 with a byte-level BPE tokenizer, built offline into a local Hugging Face folder.
+
+The control model of `icl-eval` (`model=random`): random weights must score at chance whatever the prompt,
+so it shows what a task's accuracy looks like without any learned ability. It is also what the experiment's
+tiny overrides evaluate, so `icl-eval` runs without a downloaded model. The tokenizer is GPT-2 style (byte
+level, no BOS added, a "\\n\\n" token learned from blank lines at the end of a piece), trained on the texts
+the prompts are made of, so every prompt tokenizes into known pieces.
+
+Example:
+    >>> folder = random_causal_lm("runs/x/model", ["Review: fine\\nSentiment: good"], seed=0)
+    >>> load_hf_model(folder).tokenizer.tokenize("good\\n\\n")
+    ['good', 'ĊĊ']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from .hf import quiet_transformers
+
+__all__ = ["random_causal_lm"]
+
+SPECIAL = "<|endoftext|>"  # GPT-2's one special token: BOS, EOS and padding
+
+
+def random_causal_lm(folder: str | Path, texts: Sequence[str], *, seed: int, vocab_size: int = 1000,
+                     n_layer: int = 2, n_embd: int = 32, n_head: int = 2, n_positions: int = 1024) -> Path:
+    """Train a byte-level BPE tokenizer on `texts`, draw a GPT-2 (`n_head` must divide `n_embd`) from `seed`,
+    and save both to `folder` (created). Same texts and seed -> the same folder contents. Returns the folder."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    quiet_transformers()
+    raw = Tokenizer(models.BPE())
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=1, special_tokens=[SPECIAL],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    # each text also ends a piece with a blank line, as demonstrations do, so "\n" + "\n" is a learned merge
+    raw.train_from_iterator([*texts, *[t + "\n\n" for t in texts]], trainer)
+    tok = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token=SPECIAL, eos_token=SPECIAL)
+    cfg = GPT2Config(vocab_size=len(tok), n_positions=n_positions, n_layer=n_layer, n_embd=n_embd, n_head=n_head,
+                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    with torch.random.fork_rng(devices=[]):  # GPT-2's init draws from the global RNG: seed it, then restore it
+        torch.manual_seed(seed)
+        model = GPT2LMHeadModel(cfg)
+    folder = Path(folder)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
