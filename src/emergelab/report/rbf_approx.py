@@ -6,18 +6,20 @@ Gaussian basis functions and the held-out error vs x (log scale) for each K; the
 Input is a plain ``dict`` built from the run store by ``experiments.rbf_approx.report_data``:
 ``run`` (id, experiment, status, started_at, ended_at, config_hash, seed, version, git_commit), ``config``,
 ``data`` ({x_test, domain}), ``targets`` ([{function, k, limit}]: max abs error targets), ``fits``
-([{function, k, max_abs_error, rmse, train_rmse, centers, widths, weights, bias, pred_test}]), ``summary``
-({results, checks}) and ``wall_seconds``.
+([{function, k, max_abs_error, rmse, train_rmse, centers, widths, ...}]), ``curves`` (computed by the
+experiment's analysis: {x, x_test, targets: {function: f(x)}, fits: [{function, k, fit, basis (K, n),
+abs_error}]}), ``summary`` ({results, checks}), ``checks`` and ``wall_seconds``. Nothing is evaluated here:
+the report draws what the store holds, so it re-renders byte-identically.
 
 Example:
-    >>> html = render_rbf_approx_report(report_data(store, run), {"x^2": np.square})
+    >>> html = render_rbf_approx_report(report_data(store, run))
     >>> html.startswith("<!DOCTYPE html>")
     True
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from emergelab.report import figures as F
+from emergelab.report.format import fmt
 from emergelab.report.html import Section, config_section, render_fragment, render_page, run_meta
 
 __all__ = ["render_rbf_approx_report"]
@@ -38,21 +41,6 @@ SUBTITLE = (
 ERROR_FLOOR = 1e-17  # |error| below this is drawn at it: a log axis cannot show an exact 0
 TARGET_COLOR = "#212529"
 BASIS_CMAP = "viridis"
-
-
-
-
-
-
-def _sci(x: Any) -> str:
-    return "—" if x is None else f"{float(x):.2e}"
-
-
-def _basis(x: np.ndarray, fit: Mapping[str, Any]) -> np.ndarray:
-    """x (n,) -> phi (n, K) from the stored centers and widths (float64, as the network computes them)."""
-    c = np.asarray(fit["centers"], dtype=float)
-    s = np.asarray(fit["widths"], dtype=float)
-    return np.exp(-((x[:, None] - c[None]) ** 2) / (2 * s[None] ** 2))
 
 
 # --- figures ----------------------------------------------------------------------------------------------
@@ -91,25 +79,25 @@ def _fig_error_vs_k(fits: list[Mapping[str, Any]], targets: list[tuple[str, int,
         return F.fig_to_data_uri(fig)
 
 
-def _fig_function(fn: str, fits: list[Mapping[str, Any]], x_test: np.ndarray, domain: tuple[float, float],
-                  target: Callable[[np.ndarray], np.ndarray] | None) -> str:
+def _fig_function(fn: str, fits: list[Mapping[str, Any]], curves: list[Mapping[str, Any]],
+                  stored: Mapping[str, Any]) -> str:
     """One row per K: fit and centers | the K Gaussian basis functions | |error| vs x on held-out points."""
     import matplotlib as mpl
 
-    xs = np.linspace(domain[0], domain[1], 600)
+    xs = np.asarray(stored.get("x") or [], dtype=float)
+    x_test = np.asarray(stored.get("x_test") or [], dtype=float)
+    target = (stored.get("targets") or {}).get(fn)
     cmap = mpl.colormaps[BASIS_CMAP]
     with F.report_style():
         fig, axes = _fixed_grid(len(fits), 3, width=11.0, row_height=2.4)
-        for r, fit in enumerate(fits):
-            phi = _basis(xs, fit)
-            y_hat = phi @ np.asarray(fit["weights"], dtype=float) + float(fit["bias"])
+        for r, (fit, curve) in enumerate(zip(fits, curves, strict=True)):
             centers = np.asarray(fit["centers"], dtype=float)
             K = len(centers)
 
             ax = axes[r, 0]
             if target is not None:
-                ax.plot(xs, target(xs), color="#adb5bd", lw=4.0, label=f"f(x) = {fn}")
-            ax.plot(xs, y_hat, color=F.MODEL_COLORS[1], lw=1.4, label="RBF network")
+                ax.plot(xs, target, color="#adb5bd", lw=4.0, label=f"f(x) = {fn}")
+            ax.plot(xs, curve["fit"], color=F.MODEL_COLORS[1], lw=1.4, label="RBF network")
             ax.plot(centers, np.full(K, ax.get_ylim()[0]), "|", color=F.MODEL_COLORS[0], ms=10, mew=1.6,
                     label="centers")
             ax.set_title(f"{fn}, K={K}: fit")
@@ -117,22 +105,19 @@ def _fig_function(fn: str, fits: list[Mapping[str, Any]], x_test: np.ndarray, do
                 ax.legend(frameon=False, fontsize=7.5, loc="best")
 
             ax = axes[r, 1]
-            for k in range(K):
-                ax.plot(xs, phi[:, k], color=cmap(k / max(K - 1, 1)), lw=1.0)
-            widths = np.asarray(fit["widths"], dtype=float)
-            s = f"s = {widths[0]:.3f}" if np.ptp(widths) == 0 else f"s = {widths.min():.3f}–{widths.max():.3f}"
-            ax.set_title(f"K={K} Gaussian basis functions ({s})")
+            for k, phi in enumerate(curve["basis"]):
+                ax.plot(xs, phi, color=cmap(k / max(K - 1, 1)), lw=1.0)
+            ax.set_title(f"K={K} Gaussian basis functions (s = {_width_text(fit['widths'], 3)})")
             ax.set_ylim(-0.03, 1.05)
 
             ax = axes[r, 2]
-            pred = np.asarray(fit["pred_test"], dtype=float)
-            if target is not None and len(pred) == len(x_test):
-                err = np.maximum(np.abs(pred - target(x_test)), ERROR_FLOOR)
-                ax.plot(x_test, err, color=F.MODEL_COLORS[2], lw=0.9)
+            err = np.asarray(curve.get("abs_error") or [], dtype=float)
+            if len(err) and len(err) == len(x_test):
+                ax.plot(x_test, np.maximum(err, ERROR_FLOOR), color=F.MODEL_COLORS[2], lw=0.9)
                 ax.set_yscale("log")
             else:
                 F.no_data(ax, "no held-out predictions")
-            ax.set_title(f"|error| on held-out points (max {_sci(fit['max_abs_error'])})")
+            ax.set_title(f"|error| on held-out points (max {fmt(fit['max_abs_error'], 2, 'sci')})")
         for ax in axes[-1, :]:
             ax.set_xlabel("x")
         return F.fig_to_data_uri(fig)
@@ -141,29 +126,28 @@ def _fig_function(fn: str, fits: list[Mapping[str, Any]], x_test: np.ndarray, do
 # --- text pieces ------------------------------------------------------------------------------------------
 
 
-def _width_text(widths: list[float]) -> str:
+def _width_text(widths: list[float], digits: int = 4) -> str:
     w = np.asarray(widths, dtype=float)
-    return f"{w[0]:.4f}" if np.ptp(w) == 0 else f"{w.min():.4f}–{w.max():.4f}"
+    lo, hi = fmt(w.min(), digits, "fixed"), fmt(w.max(), digits, "fixed")
+    return lo if np.ptp(w) == 0 else f"{lo}–{hi}"
 
 
 # --- public API -------------------------------------------------------------------------------------------
-def render_rbf_approx_report(data: Mapping[str, Any],
-                             functions: Mapping[str, Callable[[np.ndarray], np.ndarray]]) -> str:
-    """The full self-contained HTML page of an ``rbf-approx`` run; ``functions`` maps names to the targets."""
+def render_rbf_approx_report(data: Mapping[str, Any]) -> str:
+    """The full self-contained HTML page of an ``rbf-approx`` run, from stored data only."""
     run = dict(data.get("run") or {})
     summary = dict(data.get("summary") or {})
-    checks = [dict(c) for c in summary.get("checks") or []]
+    checks = [dict(c) for c in data.get("checks") or summary.get("checks") or []]
     fits = [dict(f) for f in data.get("fits") or []]
-    stored = dict(data.get("data") or {})
-    x_test = np.asarray(stored.get("x_test") or [], dtype=float)
-    domain = tuple(stored.get("domain") or (-1.0, 1.0))
+    stored = dict(data.get("curves") or {})
+    curves = {(c["function"], c["k"]): c for c in stored.get("fits") or []}
     targets = [(t["function"], int(t["k"]), float(t["limit"])) for t in data.get("targets") or []]
 
     n_pass = sum(bool(c.get("passed")) for c in checks)
     target_keys = {(fn, k) for fn, k, _ in targets}
     rows = [{"function": f["function"], "k": f["k"], "width": _width_text(f["widths"]),
-             "max_abs_error": _sci(f["max_abs_error"]), "rmse": _sci(f["rmse"]),
-             "train_rmse": _sci(f.get("train_rmse")), "target": (f["function"], f["k"]) in target_keys}
+             "max_abs_error": fmt(f["max_abs_error"], 2, "sci"), "rmse": fmt(f["rmse"], 2, "sci"),
+             "train_rmse": fmt(f.get("train_rmse"), 2, "sci"), "target": (f["function"], f["k"]) in target_keys}
             for f in fits]
     results = Markup("\n").join([
         render_fragment("figure.html", figures=[{
@@ -176,7 +160,7 @@ def render_rbf_approx_report(data: Mapping[str, Any],
     for fn in dict.fromkeys(f["function"] for f in fits):
         mine = sorted((f for f in fits if f["function"] == fn), key=lambda f: f["k"])
         per_function.append({
-            "src": _fig_function(fn, mine, x_test, domain, functions.get(fn)),
+            "src": _fig_function(fn, mine, [curves.get((fn, f["k"]), {}) for f in mine], stored),
             "alt": f"RBF fits of {fn}",
             "caption": f"{fn}: left, the target (thick gray) and the network (blue) with its centers (ticks); "
                        "middle, the K Gaussian units; right, |network − target| at the held-out points, log scale.",
@@ -191,7 +175,7 @@ def render_rbf_approx_report(data: Mapping[str, Any],
                 lead="One row per K. The network is a weighted sum of the Gaussians in the middle column."),
         config_section(run, data.get("config") or {},
                        [] if data.get("wall_seconds") is None
-                       else [("wall time (fits)", f"{float(data['wall_seconds']):.3f} s")]),
+                       else [("wall time (fits)", fmt(float(data["wall_seconds"]), 3, "seconds"))]),
     ]
     meta = run_meta(run, checks)
     return render_page(TITLE, sections, subtitle=SUBTITLE, meta=meta)
