@@ -250,7 +250,8 @@ def report(
 @app.command("icl-eval")
 @user_errors
 def icl_eval(
-    model: Annotated[Path, typer.Option("--model", help="Local Hugging Face causal LM folder (loaded offline).")],
+    model: Annotated[str, typer.Option(
+        "--model", help="Local Hugging Face causal LM folder (loaded offline), or 'random' (untrained control).")],
     task: Annotated[str, typer.Option(
         "--task", help="Task YAML file, or a built-in task: sentiment, continent, category.")],
     shots: Annotated[str, typer.Option("--shots", help="Comma-separated shot counts.")] = "0,1,2,4,8,16",
@@ -259,20 +260,33 @@ def icl_eval(
     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated demonstration seeds.")] = "0,1,2",
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for TASK.json and TASK.csv.")] = Path("runs/icl-eval"),
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Score full prompts (slow; for checking).")] = False,
+    bos: Annotated[str, typer.Option(
+        "--bos", help="auto: BOS only where the tokenizer adds one itself; always; never.")] = "auto",
+    device: Annotated[str, typer.Option("--device", help="auto (CUDA, else MPS, else CPU), cpu, cuda, mps.")] = "auto",
+    store: StoreOpt = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")] = False,
 ) -> None:
-    """k-shot accuracy of a local causal LM on a classification task, by shots and demonstration labels."""
-    from .icl import kshot  # lazy: imports transformers only for this command
+    """k-shot accuracy of a local causal LM on a classification task, by shots and demonstration labels;
+    recorded as an `icl-eval` run (same as `emergelab run icl-eval --set model=...`)."""
+    from .experiments.icl_eval import export_tables
+    from .icl.kshot import as_list
 
-    res = kshot.run_icl_eval(model, task, shots, conditions, seeds, out_dir, cached=not no_cache)
+    values = {"model": model, "task": task, "shots": as_list(shots, "shots", int),
+              "conditions": as_list(conditions, "conditions", str), "seeds": as_list(seeds, "seeds", int),
+              "cached": not no_cache, "bos": bos, "device": device}
+    overrides = [f"{k}={json.dumps(v)}" for k, v in values.items()]  # JSON is YAML: paths stay strings
+    result = api.run_experiment("icl-eval", overrides=overrides, store=store, progress=not no_progress)
+    json_path, csv_path = export_tables(result.summary, out_dir)
     table = Table(show_header=True, header_style="bold", box=None)
     for col in ("condition", "shots", "accuracy (90% CI)", "calibrated"):
         table.add_column(col)
-    for r in res["rows"]:
+    for r in result.summary["rows"]:
         lo, hi = r["accuracy_ci90"]
         table.add_row(r["condition"], str(r["shots"]), f"{r['accuracy']:.3f} ({lo:.3f}-{hi:.3f})",
                       f"{r['calibrated_accuracy']:.3f}")
     out.print(table)
-    out.print(f"Results: {res['json_path']}, {res['csv_path']} (chance {res['chance']:.3f})", highlight=False)
+    _print_result(result)
+    out.print(f"Results: {json_path}, {csv_path} (chance {result.summary['chance']:.3f})", highlight=False)
 
 
 def main() -> None:

@@ -43,9 +43,9 @@ from .task import (
 )
 
 __all__ = ["BOS_MODES", "CONDITIONS", "CONTENT_FREE", "CSV_COLUMNS", "EncodedPrompts", "ICLTask", "ModelLoadError",
-           "Scores", "TaskError", "builtin_tasks", "condition_labels", "demo_text", "encode_task", "evaluate",
-           "lead_ids", "load_task", "prompt_texts", "results_csv", "run_icl_eval", "score_all", "score_prompts",
-           "split_examples", "summarize", "task_texts"]
+           "Scores", "TaskError", "as_list", "builtin_tasks", "condition_labels", "demo_text", "encode_task",
+           "evaluate", "lead_ids", "load_task", "prompt_texts", "results_csv", "run_icl_eval", "score_all",
+           "score_prompts", "split_examples", "summarize", "task_texts"]
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -134,7 +134,7 @@ def results_csv(results: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
-def _as_list(value: str | Sequence[Any], what: str, cast: type) -> list[Any]:
+def as_list(value: str | Sequence[Any], what: str, cast: type) -> list[Any]:
     """'0,1,2' or [0, 1, 2] -> [0, 1, 2]; a bad item raises ConfigError naming the option."""
     items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
     try:
@@ -155,9 +155,9 @@ def run_icl_eval(model_path: str | Path, task_path: str | Path, shots: str | Seq
     problems raise EmergelabError subclasses with one line. Returns the results dict (the JSON
     content) with "json_path" and "csv_path" added.
     """
-    shots = sorted(set(_as_list(shots, "shots", int)))
-    conditions = list(dict.fromkeys(_as_list(conditions, "conditions", str)))
-    seeds = list(dict.fromkeys(_as_list(seeds, "seeds", int)))
+    shots = sorted(set(as_list(shots, "shots", int)))
+    conditions = list(dict.fromkeys(as_list(conditions, "conditions", str)))
+    seeds = list(dict.fromkeys(as_list(seeds, "seeds", int)))
     if batch_size < 1:
         raise ConfigError("batch_size must be >= 1")
     if any(k < 0 for k in shots):

@@ -47,8 +47,8 @@ def check_model_folder(path: str | Path) -> Path:
     """`path` as a Path if it is a folder with a config.json, else ModelLoadError (one line)."""
     p = Path(path)
     if not p.is_dir():
-        what = "does not exist" if not p.exists() else "is not a folder"
-        raise ModelLoadError(f"Model path '{path}' {what} (expected a local Hugging Face model folder)")
+        why = "it does not exist; " if not p.exists() else ""
+        raise ModelLoadError(f"Model path '{path}' is not a folder ({why}expected a local Hugging Face model folder)")
     if not (p / "config.json").is_file():
         raise ModelLoadError(f"Model folder '{path}' has no config.json (not a Hugging Face model folder)")
     return p
