@@ -9,8 +9,9 @@ Run (from the repo root; Ray comes with `make` / `pip install 'emergelab[ray]'`)
 Workload: `icl-regression` reduced (d = 3, 2 layers x 32, 4 heads, 600 steps, batch 32, 256 eval prompts),
 swept over seed = 0..3 (4 points). Each executor runs the whole sweep into its own fresh store, so nothing is
 reused; wall time includes starting processes or Ray, and for Ray sending each run (rows, report, checkpoints)
-back from its task's scratch store to the driver, the one writer of the store. Same numbers: the largest relative difference of the
-tabulated summary values against the in-process sweep (thread counts differ, so floating-point sums may).
+back from its task's scratch store to the driver, the one writer of the store. Same numbers: the largest
+relative difference of the tabulated summary values against the in-process sweep (thread counts differ, so
+floating-point sums may).
 
 Rewrites the "## Sweep executors" section of benchmarks/RESULTS.md unless --no-write is given.
 """
