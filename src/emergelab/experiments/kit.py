@@ -150,16 +150,11 @@ def train_timed(ctx: RunContext, model: torch.nn.Module, loss_fn: Callable[[Any,
         try:
             train(model, loss_fn, batch_fn, cfg, seed=seed, checkpoint_dir=ctx.dir / "checkpoints" / label,
                   resume=resume, callbacks=callbacks, progress=show, label=label or ctx.run.experiment,
-                  **_device_kwargs(dev))
+                  device=dev)
         finally:
             store.put_result(ctx.id, wall_key, before + time.perf_counter() - t0)
     store.put_result(ctx.id, done_key, True)
     return True
-
-
-def _device_kwargs(dev: torch.device) -> dict[str, Any]:
-    """`device=` for train() where the trainer takes it; a CPU run passes nothing (the trainer's default)."""
-    return {} if dev.type == "cpu" else {"device": dev}
 
 
 def final_checkpoint(run: Run, model: torch.nn.Module, steps: int, label: str = "",
@@ -175,7 +170,7 @@ def final_checkpoint(run: Run, model: torch.nn.Module, steps: int, label: str = 
         raise StoreError(f"Run {run.id} has no final checkpoint{what}; resume it first "
                          f"(emergelab run --resume {run.id})")
     dev = resolve_device(device) if isinstance(device, str) else device
-    return load_model(found[-1][1], model).to(dev).eval()
+    return load_model(found[-1][1], model, device=dev).eval()
 
 
 # --- analysis and reports ---------------------------------------------------------------------------

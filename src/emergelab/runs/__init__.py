@@ -1,6 +1,3 @@
-"""Run store (SQLite), run directories, atomic writes and the run context."""
-
-from .context import RunContext
-from .store import Run, RunStore
-
-__all__ = ["Run", "RunContext", "RunStore"]
+"""Run store (store.py, SQLite), run directories and progress (context.py), atomic writes (atomic.py) and
+metric names (names.py). Import the modules themselves: this package imports nothing, so the leaf modules
+(atomic, names) can be used without loading the store."""
