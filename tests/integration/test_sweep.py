@@ -13,8 +13,8 @@ import pytest
 
 from emergelab.config import ConfigError
 from emergelab.emergence.metrics import breakthroughness
-from emergelab.sweeps import expand, lookup, parse_grid, run_sweep, sweep_id
 from emergelab.runs.store import RunStore
+from emergelab.sweeps import expand, lookup, parse_grid, run_sweep, sweep_id
 
 GRID = {"n_train": [20, 50], "centers": ["grid", "kmeans"]}
 FIXED = ["functions=[x^2]", "k_values=[5, 10]"]
