@@ -7,9 +7,10 @@ level, no BOS added, a "\\n\\n" token learned from blank lines at the end of a p
 the prompts are made of, so every prompt tokenizes into known pieces.
 
 Example:
-    >>> folder = random_causal_lm("runs/x/model", ["Review: fine\\nSentiment: good"], seed=0)
-    >>> load_hf_model(folder).tokenizer.tokenize("good\\n\\n")
-    ['good', 'ĊĊ']
+    >>> folder = random_causal_lm("runs/x/model", task_texts(load_task("sentiment")), seed=0)
+    >>> tok = load_hf_model(folder).tokenizer
+    >>> tok.tokenize("Sentiment: good\\n\\n"), tok.tokenize("\\n\\nReview")
+    (['Sentiment', ':', 'Ġgood', 'ĊĊ'], ['Ċ', 'Ċ', 'Review'])
 """
 
 from __future__ import annotations
