@@ -96,7 +96,7 @@ class DigitsModelConfig:
 class DigitsTrainConfig:
     epochs: int = 100  # passes over the training split
     batch_size: int = 64
-    lr: float = 3e-3  # peak of the one-cycle schedule (AdamW)
+    lr: float = 8e-3  # one-cycle peak (AdamW); 3-split mean acc at seed 0/1: 3e-3 .976/.980, 8e-3 .982/.985
     warmup: float = 0.3  # fraction of the updates rising to lr (torch OneCycleLR's pct_start)
     start_lr_ratio: float = 0.04  # one-cycle start = lr x this (OneCycleLR's 1/div_factor); the end is 1e-4 of it
     weight_decay: float = 1e-4
