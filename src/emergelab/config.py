@@ -8,7 +8,8 @@ Everything is validated before anything runs. A wrong key, type or value raises 
 
 Config classes are plain dataclasses whose fields all have defaults; a class may define
 `validate(self)` that calls `invalid(key, message)` for bad values (keys relative to
-the class; the loader adds the prefix).
+the class; the loader adds the prefix), or the bound checks `at_least`, `positive` and
+`in_interval` for many keys at once.
 
 Example:
     >>> cfg = load_config(InductionConfig, overrides=["train.steps=500", "seed=3"])
@@ -45,6 +46,34 @@ class _Invalid(ConfigError):
 def invalid(key: str, message: str) -> typing.NoReturn:
     """Raise from `validate()`: `key` is relative to the config class being validated."""
     raise _Invalid(key, message)
+
+
+# The bounds most `validate()` methods check, one rule for many fields: e.g.
+#     at_least(self, 1, "steps", "batch_size"); positive(self, "lr"); in_interval(self, "(0, 1]", "p_drop")
+def at_least(cfg: Any, low: float, *keys: str) -> None:
+    """`invalid(key, "must be >= low")` for the first of `keys` whose value is not >= `low` (NaN included)."""
+    for key in keys:
+        if not getattr(cfg, key) >= low:
+            invalid(key, f"must be >= {low:g}")
+
+
+def positive(cfg: Any, *keys: str) -> None:
+    """`invalid(key, "must be > 0")` for the first of `keys` whose value is not > 0 (NaN included)."""
+    for key in keys:
+        if not getattr(cfg, key) > 0:
+            invalid(key, "must be > 0")
+
+
+def in_interval(cfg: Any, interval: str, *keys: str) -> None:
+    """`invalid(key, "must be in <interval>")` for the first of `keys` outside `interval`, written as in the
+    message: "[0, 1]", "(0, 1]", "[0, 1)" or "(0, 1)" (NaN is outside)."""
+    low, high = (float(b) for b in interval[1:-1].split(","))
+    for key in keys:
+        value = getattr(cfg, key)
+        above = low < value if interval[0] == "(" else low <= value
+        below = value < high if interval[-1] == ")" else value <= high
+        if not (above and below):
+            invalid(key, f"must be in {interval}")
 
 
 def _join(prefix: str, key: str) -> str:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import invalid
+from ..config import at_least, invalid
 from ..runs.context import RunContext
 from ..runs.store import Run, RunStore
 
@@ -36,14 +36,6 @@ class Experiment:
     check: Callable[[Any], None] | None = None
     sweep_metrics: tuple[str, ...] = ()
     tiny: tuple[str, ...] = ()
-
-
-def check_seed_and_threads(cfg: Any) -> None:
-    """The keys every experiment config has: `seed` >= 0 and `threads` >= 0 (0 = torch's default)."""
-    if cfg.seed < 0:
-        invalid("seed", "must be >= 0")
-    if cfg.threads < 0:
-        invalid("threads", "must be >= 0")
 
 
 @dataclass
@@ -61,10 +53,7 @@ class TransformerShape:
         self.validate()
 
     def validate(self) -> None:
-        for key in ("n_layers", "d_model", "n_heads"):
-            if getattr(self, key) < 1:
-                invalid(key, "must be >= 1")
+        at_least(self, 1, "n_layers", "d_model", "n_heads")
         if self.d_model % self.n_heads:
             invalid("n_heads", f"must divide d_model ({self.d_model})")
-        if self.d_mlp < 0:
-            invalid("d_mlp", "must be >= 0")
+        at_least(self, 0, "d_mlp")

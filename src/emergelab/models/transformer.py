@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import invalid
+from ..config import at_least, invalid
 from ..hooks import HookedModule, HookPoint
 from ..registry import models
 
@@ -56,9 +56,7 @@ class TransformerConfig:
         self.validate()
 
     def validate(self) -> None:
-        for key in ("n_layers", "d_model", "n_heads", "n_ctx", "d_vocab"):
-            if getattr(self, key) < 1:
-                invalid(key, "must be >= 1")
+        at_least(self, 1, "n_layers", "d_model", "n_heads", "n_ctx", "d_vocab")
         if self.d_mlp < 0:
             invalid("d_mlp", "must be >= 0 (0 means attention-only)")
         if self.d_model % self.n_heads:

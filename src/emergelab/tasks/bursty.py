@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import invalid
+from ..config import at_least, in_interval, invalid
 from ..registry import tasks
 
 
@@ -61,26 +61,17 @@ class BurstyTaskConfig:
         self.validate()
 
     def validate(self) -> None:
-        for key in ("dim", "n_context"):
-            if getattr(self, key) < 1:
-                invalid(key, "must be >= 1")
-        if self.n_labels < 2:
-            invalid("n_labels", "must be >= 2")
+        at_least(self, 1, "dim", "n_context")
+        at_least(self, 2, "n_labels")
         if self.burstiness < 0 or (self.burstiness and self.n_context % self.burstiness):
             invalid("burstiness", f"must be 0 or divide n_context ({self.n_context})")
         if self.n_classes < max(2, self.n_context + 1):
             invalid("n_classes", f"must be >= n_context + 1 ({self.n_context + 1})")
         if self.burstiness and self.n_context // self.burstiness > self.n_labels:
             invalid("burstiness", f"n_context / burstiness classes need as many distinct labels (<= {self.n_labels})")
-        if self.zipf_alpha < 0:
-            invalid("zipf_alpha", "must be >= 0")
-        if self.within_class_noise < 0:
-            invalid("within_class_noise", "must be >= 0")
-        for key in ("p_novel", "p_bursty"):
-            if not 0 <= getattr(self, key) <= 1:
-                invalid(key, "must be in [0, 1]")
-        if self.seed < 0:
-            invalid("seed", "must be >= 0")
+        at_least(self, 0, "zipf_alpha", "within_class_noise")
+        in_interval(self, "[0, 1]", "p_novel", "p_bursty")
+        at_least(self, 0, "seed")
 
     @property
     def seq_len(self) -> int:

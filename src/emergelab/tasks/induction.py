@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import invalid
+from ..config import at_least, invalid
 from ..registry import tasks
 
 BOS = 0
@@ -42,16 +42,12 @@ class InductionTaskConfig:
         self.validate()
 
     def validate(self) -> None:
-        if self.vocab_size < 2:
-            invalid("vocab_size", "must be >= 2")
-        if self.segment_min < 2:
-            invalid("segment_min", "must be >= 2")
+        at_least(self, 2, "vocab_size", "segment_min")
         if self.segment_max < self.segment_min:
             invalid("segment_max", f"must be >= segment_min ({self.segment_min})")
         if self.n_repeats < 2:
             invalid("n_repeats", "must be >= 2 (one copy repeats nothing)")
-        if self.prefix_min < 0:
-            invalid("prefix_min", "must be >= 0")
+        at_least(self, 0, "prefix_min")
         need = 1 + self.prefix_min + self.n_repeats * self.segment_max
         if self.seq_len < need:
             invalid("seq_len", f"must be >= 1 + prefix_min + n_repeats * segment_max = {need}")

@@ -27,7 +27,7 @@ from typing import Literal
 
 import torch
 
-from ..config import invalid
+from ..config import at_least, invalid
 from ..registry import tasks
 
 
@@ -51,16 +51,13 @@ class RegressionTaskConfig:
         return self.n_points or 2 * self.d + 1
 
     def validate(self) -> None:
-        if self.d < 1:
-            invalid("d", "must be >= 1")
+        at_least(self, 1, "d")
         if self.n_points < 0:
             invalid("n_points", "must be >= 1 (or 0 for 2d + 1)")
         if self.function == "sparse" and not 1 <= self.sparsity <= self.d:
             invalid("sparsity", f"must be in [1, d={self.d}]")
-        if self.hidden < 1:
-            invalid("hidden", "must be >= 1")
-        if self.noise_std < 0:
-            invalid("noise_std", "must be >= 0")
+        at_least(self, 1, "hidden")
+        at_least(self, 0, "noise_std")
         if self.pool_size < 0:
             invalid("pool_size", "must be >= 0 (0 = infinite task diversity)")
         if self.pool_size and self.function == "relu":
@@ -88,9 +85,7 @@ class CurriculumConfig:
         self.validate()
 
     def validate(self) -> None:
-        for key in ("d_start", "n_start", "d_step", "n_step", "interval"):
-            if getattr(self, key) < 1:
-                invalid(key, "must be >= 1")
+        at_least(self, 1, "d_start", "n_start", "d_step", "n_step", "interval")
 
     def at(self, step: int, d: int, n: int) -> tuple[int, int]:
         """(active dimensions, points per prompt) at `step`."""

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import torch
 
-from ..config import invalid
+from ..config import at_least, in_interval, invalid
 from ..devices import resolve_device, to_device
 from ..errors import TrainingDiverged
 from .checkpoint import (
@@ -65,25 +65,18 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        for key in ("steps", "batch_size", "log_every", "checkpoint_every"):
-            if getattr(self, key) < 1:
-                invalid(key, "must be >= 1")
+        at_least(self, 1, "steps", "batch_size", "log_every", "checkpoint_every", "keep_checkpoints")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             invalid("lr", "must be a positive number")
-        if self.weight_decay < 0:
-            invalid("weight_decay", "must be >= 0")
+        at_least(self, 0, "weight_decay")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             invalid("betas", "must be two numbers in [0, 1)")
-        if self.warmup_steps < 0:
-            invalid("warmup_steps", "must be >= 0")
-        if not 0 <= self.min_lr_ratio <= 1:
-            invalid("min_lr_ratio", "must be in [0, 1]")
+        at_least(self, 0, "warmup_steps")
+        in_interval(self, "[0, 1]", "min_lr_ratio")
         if self.grad_clip < 0:
             invalid("grad_clip", "must be >= 0 (0 disables clipping)")
         if self.checkpoint_every % self.log_every:
             invalid("checkpoint_every", f"must be a multiple of log_every ({self.log_every})")
-        if self.keep_checkpoints < 1:
-            invalid("keep_checkpoints", "must be >= 1")
 
 
 @dataclass
