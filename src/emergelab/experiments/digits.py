@@ -31,11 +31,12 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import SVC
 
-from ..config import invalid
+from ..config import at_least, in_interval, invalid, positive
 from ..interpret.prototypes import explain_prototypes
 from ..models.rbf import RBFClassifier
 from ..models.som import SOM
 from ..models.som_attention import SOMAttentionNet
+from ..report.digits import render_digits_report
 from ..runs.context import RunContext
 from ..runs.names import metric
 from ..runs.store import Run, RunStore
@@ -46,16 +47,6 @@ from .kit import Checks, FinishedRun, ProbeCallback, RunSettings, device_of, fin
 BASELINES = ("logistic_regression", "svm_rbf", "rbf_network")
 
 
-def _require(key: str, ok: bool, rule: str) -> None:
-    if not ok:
-        invalid(key, rule)
-
-
-def _at_least(cfg: Any, keys: tuple[str, ...], low: float) -> None:
-    for key in keys:
-        _require(key, getattr(cfg, key) >= low, f"must be >= {low:g}")
-
-
 @dataclass
 class DigitsDataConfig:
     path: str | None = None  # folder of MNIST-style IDX files; None = scikit-learn's bundled 8x8 digits
@@ -64,9 +55,9 @@ class DigitsDataConfig:
     max_samples: int = 0  # 0 = all; else a stratified subsample (large IDX sets)
 
     def __post_init__(self) -> None:
-        _require("test_size", 0 < self.test_size < 1, "must be in (0, 1)")
-        _require("clip", self.clip > 0, "must be > 0")
-        _at_least(self, ("max_samples",), 0)
+        in_interval(self, "(0, 1)", "test_size")
+        positive(self, "clip")
+        at_least(self, 0, "max_samples")
 
 
 @dataclass
@@ -77,9 +68,10 @@ class DigitsSOMConfig:
     sigma_end: float = 0.5  # final neighbourhood radius: lower = lower QE, higher TE
 
     def __post_init__(self) -> None:
-        _at_least(self, ("rows", "cols", "epochs"), 1)
-        _require("cols", self.rows * self.cols >= 2, "the map needs at least 2 units")
-        _require("sigma_end", self.sigma_end > 0, "must be > 0")
+        at_least(self, 1, "rows", "cols", "epochs")
+        if self.rows * self.cols < 2:
+            invalid("cols", "the map needs at least 2 units")
+        positive(self, "sigma_end")
 
 
 @dataclass
@@ -89,7 +81,7 @@ class DigitsModelConfig:
     fine_tune_centers: bool = True  # train the SOM codebook as RBF centers (+1.5 to 3 points)
 
     def __post_init__(self) -> None:
-        _at_least(self, ("unit_dim", "n_queries"), 1)
+        at_least(self, 1, "unit_dim", "n_queries")
 
 
 @dataclass
@@ -104,11 +96,12 @@ class DigitsTrainConfig:
     grad_clip: float = 0.0  # max global grad norm; 0 = none
 
     def __post_init__(self) -> None:
-        _at_least(self, ("epochs", "batch_size"), 1)
-        _require("lr", self.lr > 0 and math.isfinite(self.lr), "must be a positive number")
-        _require("warmup", 0 <= self.warmup < 1, "must be in [0, 1)")
-        _require("start_lr_ratio", 0 < self.start_lr_ratio <= 1, "must be in (0, 1]")
-        _at_least(self, ("weight_decay", "input_noise", "grad_clip"), 0)
+        at_least(self, 1, "epochs", "batch_size")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            invalid("lr", "must be a positive number")
+        in_interval(self, "[0, 1)", "warmup")
+        in_interval(self, "(0, 1]", "start_lr_ratio")
+        at_least(self, 0, "weight_decay", "input_noise", "grad_clip")
 
 
 @dataclass
@@ -126,10 +119,12 @@ class DigitsConfig(RunSettings):
     def validate(self) -> None:
         super().validate()
         seeds = self.split_seeds
-        _require("split_seeds", bool(seeds) and min(seeds) >= 0, "must list at least one seed, all >= 0")
-        _require("split_seeds", len(set(seeds)) == len(seeds), "must be distinct")
-        _at_least(self, ("explain_samples",), 0)
-        _require("tsne_perplexity", self.tsne_perplexity > 0, "must be > 0")
+        if not seeds or min(seeds) < 0:
+            invalid("split_seeds", "must list at least one seed, all >= 0")
+        if len(set(seeds)) != len(seeds):
+            invalid("split_seeds", "must be distinct")
+        at_least(self, 0, "explain_samples")
+        positive(self, "tsne_perplexity")
 
 
 # --- build -------------------------------------------------------------------------------------------
@@ -285,15 +280,9 @@ def report_data(store: RunStore, run: Run) -> dict[str, Any]:
     return view.report_data(explain=view.require("explain"))
 
 
-def report(store: RunStore, run: Run) -> str:
-    from ..report.digits import render_digits_report  # matplotlib loads only when a report is drawn
-
-    return render_digits_report(report_data(store, run))
-
-
 EXPERIMENT = register(
     "digits", "SOM -> RBF -> attention -> softmax on handwritten digits, explained by prototypes (source text ch. 3-5)",
-    DigitsConfig, train_splits, analyze, report,
+    DigitsConfig, train_splits, analyze, report_data=report_data, render=render_digits_report,
     check=lambda cfg: digits.check_digits_task(load_task(cfg), cfg.data.path),  # reads the data before a run exists
     sweep_metrics=("test_accuracy", "macro_f1", "roc_auc_ovr"),
     tiny=("split_seeds=[0]", "data.max_samples=400", "som.epochs=5", "train.epochs=4", "explain_samples=2"))

@@ -33,11 +33,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..config import invalid
+from ..config import at_least, in_interval, invalid
 from ..devices import to_device
 from ..emergence.phase import detect_phase_change
 from ..interpret.heads import attention_patterns, query_mean_score
 from ..models.sequence import VectorSequenceModel, vector_config
+from ..report.icl_classification import render_icl_classification_report
 from ..runs.context import RunContext
 from ..runs.names import metric
 from ..runs.store import Run, RunStore
@@ -66,12 +67,8 @@ class ICLAnalysisConfig:
         self.validate()
 
     def validate(self) -> None:
-        for key in ("probe_size", "eval_size", "probe_burstiness", "smooth_window"):
-            if getattr(self, key) < 1:
-                invalid(key, "must be >= 1")
-        for key in ("icl_target", "min_drop_fraction", "max_window_fraction", "head_threshold"):
-            if not 0 < getattr(self, key) <= 1:
-                invalid(key, "must be in (0, 1]")
+        at_least(self, 1, "probe_size", "eval_size", "probe_burstiness", "smooth_window")
+        in_interval(self, "(0, 1]", "icl_target", "min_drop_fraction", "max_window_fraction", "head_threshold")
 
 
 @dataclass
@@ -231,19 +228,14 @@ def report_data(store: RunStore, run: Run) -> dict[str, Any]:
     return view.report_data(metrics=view.curves())
 
 
-def report(store: RunStore, run: Run) -> str:
-    from ..report.icl_classification import render_icl_classification_report
-
-    return render_icl_classification_report(report_data(store, run))
-
+SWEEP_METRICS = ("final.icl_accuracy", "final.iwl_accuracy", "final.flip_follows_context",
+                 "phase_change.steepest_step")
+TINY = ("task.n_classes=64", "task.dim=15", "model.d_model=16", "train.steps=20", "train.batch_size=32",
+        "train.log_every=10", "train.checkpoint_every=10", "train.warmup_steps=5", "analysis.probe_size=32",
+        "analysis.eval_size=64")
 
 EXPERIMENT = kit.register(
     "icl-classification",
     "bursty item-label sequences: in-context vs in-weights learning and the induction head (Reddy 2023)",
-    ICLClassificationConfig, train_model, analyze, report,
-    sweep_metrics=("final.icl_accuracy", "final.iwl_accuracy", "final.flip_follows_context",
-                   "phase_change.steepest_step"),
-    tiny=("task.n_classes=64", "task.dim=15", "model.d_model=16", "train.steps=20", "train.batch_size=32",
-          "train.log_every=10", "train.checkpoint_every=10", "train.warmup_steps=5", "analysis.probe_size=32",
-          "analysis.eval_size=64"),
-)
+    ICLClassificationConfig, train_model, analyze, report_data=report_data, render=render_icl_classification_report,
+    sweep_metrics=SWEEP_METRICS, tiny=TINY)

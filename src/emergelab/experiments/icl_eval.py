@@ -29,11 +29,12 @@ from typing import Any
 
 import torch
 
-from ..config import invalid
+from ..config import at_least, invalid
 from ..errors import ConfigError
 from ..icl import kshot
 from ..models.hf import check_model_folder, context_length, load_hf_model, load_tokenizer
 from ..models.hf_random import random_causal_lm
+from ..report.icl_eval import render_icl_eval_report
 from ..runs.atomic import write_json_atomic, write_text_atomic
 from ..runs.context import RunContext
 from ..runs.names import metric
@@ -75,10 +76,7 @@ class ICLEvalConfig(RunSettings):
             invalid("conditions", f"unknown condition '{bad[0]}' (choose from {', '.join(kshot.CONDITIONS)})")
         if self.bos not in kshot.BOS_MODES:
             invalid("bos", f"must be one of {', '.join(kshot.BOS_MODES)}, got '{self.bos}'")
-        if self.batch_size < 1:
-            invalid("batch_size", "must be >= 1")
-        if self.n_boot < 1:
-            invalid("n_boot", "must be >= 1")
+        at_least(self, 1, "batch_size", "n_boot")
 
 
 def score_key(cond: str, k: int, seed: int) -> str:
@@ -202,18 +200,15 @@ def export_tables(summary: dict[str, Any], out_dir: str | Path) -> tuple[Path, P
     return json_path, csv_path
 
 
-def report(store: RunStore, run: Run) -> str:
-    from ..report.icl_eval import render_icl_eval_report
-
+def report_data(store: RunStore, run: Run) -> dict[str, Any]:
+    """What the report shows: run, config, summary, checks, the cached-vs-full spot check and the wall time."""
     view = FinishedRun(store, run, ICLEvalConfig)
-    return render_icl_eval_report(view.report_data(consistency=view.require("consistency"),
-                                                   wall_seconds=view.result("wall_seconds")))
+    return view.report_data(consistency=view.require("consistency"), wall_seconds=view.result("wall_seconds"))
 
 
 EXPERIMENT = register(
     "icl-eval",
     "k-shot accuracy of a local causal LM on a classification task, by shots and demonstration labels",
-    ICLEvalConfig, evaluate, analyze, report, check=check,
+    ICLEvalConfig, evaluate, analyze, report_data=report_data, render=render_icl_eval_report, check=check,
     sweep_metrics=("at_max_shots.accuracy", "at_max_shots.calibrated_accuracy", "gain"),
-    tiny=("model=random", "shots=[0,2]", "conditions=[gold,flipped]", "seeds=[0]", "n_boot=100"),
-)
+    tiny=("model=random", "shots=[0,2]", "conditions=[gold,flipped]", "seeds=[0]", "n_boot=100"))

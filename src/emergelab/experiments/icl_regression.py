@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ..config import invalid
+from ..config import at_least, positive
 from ..devices import to_device
 from ..icl.baselines import (
     DMMSE,
@@ -37,6 +37,7 @@ from ..icl.baselines import (
     predict_by_k,
 )
 from ..models.sequence import VectorSequenceModel, vector_config
+from ..report.icl_regression import render_icl_regression_report
 from ..runs.context import RunContext
 from ..runs.names import metric
 from ..runs.store import Run, RunStore
@@ -63,12 +64,8 @@ class ICLAnalysisConfig:
         self.validate()
 
     def validate(self) -> None:
-        for key in ("eval_size", "probe_size", "n_boot", "nn_steps"):
-            if getattr(self, key) < 1:
-                invalid(key, "must be >= 1")
-        for key in ("lasso_alpha", "nn_lr"):
-            if not getattr(self, key) > 0:
-                invalid(key, "must be > 0")
+        at_least(self, 1, "eval_size", "probe_size", "n_boot", "nn_steps")
+        positive(self, "lasso_alpha", "nn_lr")
 
 
 @dataclass
@@ -242,19 +239,14 @@ def report_data(store: RunStore, run: Run) -> dict[str, Any]:
                    "wall_seconds": view.result("wall_seconds")}
 
 
-def report(store: RunStore, run: Run) -> str:
-    from ..report.icl_regression import render_icl_regression_report
-
-    return render_icl_regression_report(report_data(store, run))
-
+SWEEP_METRICS = ("tracks.closest", "task_diversity.distance_to_dmmse", "task_diversity.distance_to_ridge",
+                 "fresh.error_by_k.transformer.-1", "error_by_k.transformer.-1")
+TINY = ("task.d=2", "model.n_layers=1", "model.d_model=16", "model.n_heads=2", "model.d_mlp=32", "train.steps=20",
+        "train.log_every=10", "train.checkpoint_every=10", "train.warmup_steps=5", "analysis.eval_size=64",
+        "analysis.probe_size=16", "analysis.n_boot=20")
 
 EXPERIMENT = kit.register(
     "icl-regression",
     "transformer learns linear regression in context: error by k vs least squares, ridge, 3-NN (Garg 2022)",
-    ICLRegressionConfig, train_model, analyze, report,
-    sweep_metrics=("tracks.closest", "task_diversity.distance_to_dmmse", "task_diversity.distance_to_ridge",
-                   "fresh.error_by_k.transformer.-1", "error_by_k.transformer.-1"),
-    tiny=("task.d=2", "model.n_layers=1", "model.d_model=16", "model.n_heads=2", "model.d_mlp=32",
-          "train.steps=20", "train.log_every=10", "train.checkpoint_every=10", "train.warmup_steps=5",
-          "analysis.eval_size=64", "analysis.probe_size=16", "analysis.n_boot=20"),
-)
+    ICLRegressionConfig, train_model, analyze, report_data=report_data, render=render_icl_regression_report,
+    sweep_metrics=SWEEP_METRICS, tiny=TINY)

@@ -19,10 +19,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import invalid
+from ..config import at_least, in_interval, invalid
 from ..emergence.phase import detect_phase_change
 from ..interpret.induction_probe import LOSS_KEYS, ablation_control, ablation_effects, example_attention, measure
 from ..models.transformer import Transformer, TransformerConfig
+from ..report.induction import render_induction_report
 from ..runs.context import RunContext
 from ..runs.names import head_name, metric
 from ..runs.store import Run, RunStore
@@ -51,12 +52,10 @@ class InductionModelConfig:
             invalid("depths", "every depth must be >= 1")
         if len(set(self.depths)) != len(self.depths):
             invalid("depths", "depths must be distinct")
-        if self.d_model < 1:
-            invalid("d_model", "must be >= 1")
+        at_least(self, 1, "d_model")
         if self.n_heads < 1 or self.d_model % self.n_heads:
             invalid("n_heads", f"must divide d_model ({self.d_model})")
-        if self.d_mlp < 0:
-            invalid("d_mlp", "must be >= 0")
+        at_least(self, 0, "d_mlp")
 
 
 @dataclass
@@ -75,14 +74,11 @@ class InductionAnalysisConfig:
         self.validate()
 
     def validate(self) -> None:
-        for key in ("probe_size", "eval_size", "smooth_window"):
-            if getattr(self, key) < 1:
-                invalid(key, "must be >= 1")
+        at_least(self, 1, "probe_size", "eval_size", "smooth_window")
         if not 0 <= self.icl_early < self.icl_late:
             invalid("icl_late", f"must be > icl_early ({self.icl_early}) >= 0")
-        for key in ("induction_threshold", "previous_token_threshold", "min_drop_fraction", "max_window_fraction"):
-            if not 0 < getattr(self, key) <= 1:
-                invalid(key, "must be in (0, 1]")
+        in_interval(self, "(0, 1]", "induction_threshold", "previous_token_threshold", "min_drop_fraction",
+                    "max_window_fraction")
 
 
 @dataclass
@@ -231,19 +227,14 @@ def report_data(store: RunStore, run: Run) -> dict[str, Any]:
     return view.report_data(models=models)
 
 
-def report(store: RunStore, run: Run) -> str:
-    from ..report.induction import render_induction_report
-
-    return render_induction_report(report_data(store, run))
-
+SWEEP_METRICS = ("2L.final.repeated_loss", "2L.phase_change.detected", "2L.phase_change.steepest_step",
+                 "1L.final.repeated_loss", "wall_seconds")
+TINY = ("model.d_model=16", "model.n_heads=2", "task.vocab_size=16", "task.seq_len=24", "task.segment_min=3",
+        "task.segment_max=6", "train.steps=40", "train.batch_size=16", "train.log_every=10",
+        "train.checkpoint_every=20", "analysis.icl_late=20", "analysis.eval_size=32", "analysis.probe_size=16")
 
 EXPERIMENT = kit.register(
     "induction",
     "2-layer vs 1-layer attention-only transformers: induction heads form in a phase change (Olsson 2022)",
-    InductionConfig, train_models, analyze, report,
-    sweep_metrics=("2L.final.repeated_loss", "2L.phase_change.detected", "2L.phase_change.steepest_step",
-                   "1L.final.repeated_loss", "wall_seconds"),
-    tiny=("model.d_model=16", "model.n_heads=2", "task.vocab_size=16", "task.seq_len=24", "task.segment_min=3",
-          "task.segment_max=6", "train.steps=40", "train.batch_size=16", "train.log_every=10",
-          "train.checkpoint_every=20", "analysis.icl_late=20", "analysis.eval_size=32", "analysis.probe_size=16"),
-)
+    InductionConfig, train_models, analyze, report_data=report_data, render=render_induction_report,
+    sweep_metrics=SWEEP_METRICS, tiny=TINY)

@@ -8,7 +8,8 @@ task and model, its train call, its analysis and its checks.
     final_checkpoint   the model of a finished training, loaded from its last checkpoint
     Checks             the builder of a run's target checks (rows the reports render)
     FinishedRun        a typed view of a finished run for analysis and reports
-    register           registers an `Experiment` (device availability checked before a run exists)
+    register           registers an `Experiment`: its report is `render(report_data(store, run))`, and the
+                       device a config asks for is checked before a run exists
 
 Example (the skeleton of an experiment module):
     >>> @dataclass
@@ -23,6 +24,10 @@ Example (the skeleton of an experiment module):
     ...     model = final_checkpoint(run, make_model(view.cfg), view.cfg.train.steps)
     ...     checks = Checks(); checks.add("loss < 1", loss < 1, f"{loss:.3f}")
     ...     return {"loss": loss, "checks": checks.rows}
+    >>> def report_data(store, run):
+    ...     return FinishedRun(store, run, MyConfig).report_data()  # + what the report shows beyond the summary
+    >>> register("my-exp", "what it shows", MyConfig, train_model, analyze, report_data=report_data,
+    ...          render=render_my_report, sweep_metrics=("loss",), tiny=("train.steps=20",))
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from typing import Any
 
 import torch
 
-from ..config import from_dict, invalid
+from ..config import at_least, from_dict, invalid
 from ..devices import resolve_device
 from ..errors import StoreError
 from ..registry import experiments
@@ -83,10 +88,7 @@ class RunSettings:
 
 def check_run_settings(cfg: Any) -> None:
     """`seed` >= 0, `threads` >= 0 and a well-formed `device` (availability is checked before a run starts)."""
-    if cfg.seed < 0:
-        invalid("seed", "must be >= 0")
-    if cfg.threads < 0:
-        invalid("threads", "must be >= 0")
+    at_least(cfg, 0, "seed", "threads")
     device = getattr(cfg, "device", "auto")
     kind, _, index = device.partition(":")
     if kind not in DEVICES or (index and not (kind == "cuda" and index.isdigit())):
@@ -241,10 +243,13 @@ class FinishedRun:
                 "checks": summary.get("checks", []), **extra}
 
 
-def register(name: str, description: str, config_cls: type, train: Callable, analyze: Callable,
-             report: Callable, *, check: Callable[[Any], None] | None = None, sweep_metrics: Sequence[str] = (),
+def register(name: str, description: str, config_cls: type, train: Callable, analyze: Callable, *,
+             report_data: Callable[[RunStore, Run], dict[str, Any]], render: Callable[[dict[str, Any]], str],
+             check: Callable[[Any], None] | None = None, sweep_metrics: Sequence[str] = (),
              tiny: Sequence[str] = ()) -> Experiment:
-    """Register experiment `name`. Before a run exists the runner calls `check(cfg)`: here the device the
+    """Register experiment `name`. Its report is `render(report_data(store, run))`: `report_data` reads what
+    the report shows from the store (usually `FinishedRun.report_data(...)`), `render` is the report module's
+    page function, which only formats. Before a run exists the runner calls `check(cfg)`: here the device the
     config asks for is checked first (a 'cuda' run on a machine without CUDA creates nothing).
     `tiny` are overrides that make the experiment run in seconds (the experiment contract tests use them)."""
 
@@ -252,6 +257,9 @@ def register(name: str, description: str, config_cls: type, train: Callable, ana
         device_of(cfg)
         if check is not None:
             check(cfg)
+
+    def report(store: RunStore, run: Run) -> str:
+        return render(report_data(store, run))
 
     exp = Experiment(name, config_cls, train, analyze, report, check=preflight, sweep_metrics=tuple(sweep_metrics),
                      tiny=tuple(tiny))

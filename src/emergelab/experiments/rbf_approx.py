@@ -27,9 +27,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from ..config import invalid
+from ..config import at_least, invalid, positive
 from ..errors import StoreError
 from ..models.rbf import RBFNetwork, gaussian_activations
+from ..report.rbf_approx import render_rbf_approx_report
 from ..runs.context import RunContext
 from ..runs.names import metric
 from ..runs.store import Run, RunStore
@@ -77,22 +78,14 @@ class RBFApproxConfig(kit.RunSettings):  # seed draws the held-out points (and k
             invalid("k_values", "values must be distinct")
         if self.width == "max_dist" and min(self.k_values) < 2:
             invalid("k_values", "width='max_dist' needs K >= 2 (d_max is 0 for one center)")
-        if self.n_train < 2:
-            invalid("n_train", "must be >= 2")
+        at_least(self, 2, "n_train")
         if self.centers != "grid" and max(self.k_values) > self.n_train:
             invalid("k_values", f"centers={self.centers!r} needs every K <= n_train ({self.n_train})")
-        if self.n_test < 1:
-            invalid("n_test", "must be >= 1")
         if not isinstance(self.width, str) and not self.width > 0:
             invalid("width", "must be 'max_dist', 'nearest' or a positive number")
-        if self.n_neighbors < 1:
-            invalid("n_neighbors", "must be >= 1")
-        if self.alpha < 0:
-            invalid("alpha", "must be >= 0")
-        if self.n_epochs < 1:
-            invalid("n_epochs", "must be >= 1")
-        if not self.lr > 0:
-            invalid("lr", "must be > 0")
+        at_least(self, 1, "n_test", "n_neighbors", "n_epochs")
+        at_least(self, 0, "alpha")
+        positive(self, "lr")
 
 
 def fit_key(function: str, k: int) -> str:
@@ -220,15 +213,9 @@ def report_data(store: RunStore, run: Run) -> dict[str, Any]:
         wall_seconds=view.result("wall_seconds"))
 
 
-def report(store: RunStore, run: Run) -> str:
-    from ..report.rbf_approx import render_rbf_approx_report
-
-    return render_rbf_approx_report(report_data(store, run))
-
-
 EXPERIMENT = kit.register(
     "rbf-approx",
     "RBF network fits x^2 and sin(3x) on [-1, 1] with 5-20 Gaussian centers: max error 1e-6 by K=20",
-    RBFApproxConfig, train_fits, analyze, report,
+    RBFApproxConfig, train_fits, analyze, report_data=report_data, render=render_rbf_approx_report,
     sweep_metrics=("results.0.max_abs_error", "results.-1.max_abs_error"),
     tiny=("functions=[x^2]", "k_values=[10, 20]", "n_test=200"))

