@@ -1,6 +1,9 @@
 """Self-contained HTML reports (one offline file: inline CSS/JS, base64 PNG figures, escaped text).
 
 Reports only format: every number comes from a run's summary or store, through the one formatter `fmt`.
+Each experiment's report is one module here with one page function, `render_<experiment>_report(data) -> str`;
+`data` is what the experiment's `report_data(store, run)` reads from the store (its module docstring lists the
+keys), and `experiments.kit.register` composes the two into the experiment's `report(store, run)`.
 
 Example:
     >>> from emergelab.report import fmt, render_induction_report

@@ -27,7 +27,7 @@ import numpy as np
 
 from emergelab.report import digits_figures as DF
 from emergelab.report.format import MISSING, fmt
-from emergelab.report.html import Section, config_section, render_fragment, render_page, run_meta
+from emergelab.report.html import Section, render_fragment, render_run_page, run_meta, wall_rows
 
 __all__ = ["render_digits_report"]
 
@@ -187,12 +187,6 @@ def _embedding_caption(sil: Mapping[str, Mapping[str, float | None]]) -> str:
     return base
 
 
-def _wall_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
-    rows = [("training wall time", summary.get("wall_seconds")), ("analysis wall time",
-                                                                  summary.get("wall_seconds_analysis"))]
-    return [(k, fmt(_num(v), 1, "seconds")) for k, v in rows if _num(v) is not None]
-
-
 # --------------------------------------------------------------------------------------------------
 # public API
 
@@ -276,7 +270,9 @@ def render_digits_report(data: Mapping[str, Any]) -> str:
                 lead="The five units with the highest mean attention weight over the test images of each class."),
         Section("confusion", "Confusion and splits", conf_html,
                 lead="Which classes the model mixes up, and how stable the metrics are across split seeds."),
-        config_section(run, data.get("config") or {}, _wall_rows(summary)),
     ]
+    walls = wall_rows({"training wall time": summary.get("wall_seconds"),
+                       "analysis wall time": summary.get("wall_seconds_analysis")})
     meta = run_meta(run, head["checks"], {"started": run.get("started_at", MISSING), "accuracy": head["accuracy"]})
-    return render_page(TITLE, sections, subtitle=SUBTITLE, meta=meta, styles=("report.css", "digits.css"))
+    return render_run_page(TITLE, data, sections, provenance=walls, subtitle=SUBTITLE, meta=meta,
+                           styles=("report.css", "digits.css"))

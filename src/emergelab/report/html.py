@@ -28,8 +28,8 @@ from markupsafe import Markup
 
 from emergelab.report.format import MISSING, fmt
 
-__all__ = ["Section", "config_section", "config_text", "json_for_script", "provenance_rows", "render_fragment",
-           "render_page", "read_asset", "run_meta", "to_jsonable"]
+__all__ = ["Section", "checks_section", "config_section", "config_text", "json_for_script", "provenance_rows",
+           "render_fragment", "render_page", "render_run_page", "read_asset", "run_meta", "to_jsonable", "wall_rows"]
 
 TEMPLATE_PACKAGE = "emergelab.report"
 TEMPLATE_DIR = "templates"
@@ -209,6 +209,16 @@ def provenance_rows(run: Mapping[str, Any], extra: Sequence[tuple[str, Any]] = (
     return [(k, MISSING if v is None else str(v)) for k, v in rows]
 
 
+def wall_rows(times: Mapping[str, Any], digits: int = 1) -> list[tuple[str, str]]:
+    """Provenance rows {label: seconds} -> [(label, "1.2 s")], leaving out the times a run did not record.
+
+    Example:
+        >>> wall_rows({"wall time": 1.234, "analysis": None})
+        [('wall time', '1.2 s')]
+    """
+    return [(label, fmt(float(s), digits, "seconds")) for label, s in times.items() if s is not None]
+
+
 def run_meta(run: Mapping[str, Any], checks: Sequence[Mapping[str, Any]],
              extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The header chips of every run report: run, status, seed, version, commit, the report's own `extra`,
@@ -220,7 +230,25 @@ def run_meta(run: Mapping[str, Any], checks: Sequence[Mapping[str, Any]],
             **(extra or {}), "checks": f"{n_pass}/{len(checks)} passed" if checks else "none"}
 
 
+def checks_section(checks: Sequence[Mapping[str, Any]], lead: str, title: str = "Target checks",
+                   **fragment: Any) -> Section:
+    """The section of a run's checks (`checks.html`: how many passed, one row per check); `fragment` passes
+    the template's options, e.g. `empty_text` for a run where no check applies."""
+    n_pass = sum(bool(c.get("passed")) for c in checks)
+    return Section("checks", title, render_fragment("checks.html", checks=checks, n_pass=n_pass, **fragment),
+                   lead=lead)
+
+
 def config_section(run: Mapping[str, Any], config: Any, extra: Sequence[tuple[str, Any]] = ()) -> Section:
     """The last section of every report: provenance next to the config."""
     body = render_fragment("provenance.html", provenance=provenance_rows(run, extra), config_text=config_text(config))
     return Section("config", "Config and provenance", body)
+
+
+def render_run_page(title: str, report: Mapping[str, Any], sections: Sequence[Section], *,
+                    provenance: Sequence[tuple[str, Any]] = (), **page: Any) -> str:
+    """The page of one run's report: `sections`, then the run's config and provenance (`config_section` of
+    the report data's `run` and `config`, plus the `provenance` rows); `page` goes to `render_page`
+    (subtitle, meta, data, scripts, styles)."""
+    config = config_section(report.get("run") or {}, report.get("config") or {}, provenance)
+    return render_page(title, [*sections, config], **page)

@@ -8,11 +8,6 @@ the config and provenance.
 Input is a plain ``dict`` built from the run store by ``experiments.icl_classification.report_data``:
 ``run`` (id, experiment, status, started_at, ended_at, config_hash, seed, version, git_commit), ``config``,
 ``metrics`` ({name: {steps, values}}) and ``summary`` (what summary.json holds).
-
-Example:
-    >>> html = render_icl_classification_report(report_data(store, run))
-    >>> html.startswith("<!DOCTYPE html>")
-    True
 """
 
 from __future__ import annotations
@@ -25,7 +20,7 @@ from markupsafe import Markup
 from emergelab.report import figures as F
 from emergelab.report import series as S
 from emergelab.report.format import fmt
-from emergelab.report.html import Section, config_section, render_fragment, render_page, run_meta
+from emergelab.report.html import Section, checks_section, render_fragment, render_run_page, run_meta, wall_rows
 from emergelab.runs.names import metric
 
 __all__ = ["render_icl_classification_report"]
@@ -91,7 +86,6 @@ def render_icl_classification_report(data: Mapping[str, Any]) -> str:
     phase = dict(summary.get("phase_change") or {})
     chance = float(summary.get("chance") or 0.0)
     final, probe = dict(summary.get("final") or {}), dict(summary.get("final_probe") or {})
-    n_pass = sum(bool(c.get("passed")) for c in checks)
 
     rows = [{"name": label, "final": fmt(final.get(k), 3, "fixed"), "probe": fmt(probe.get(k), 3, "fixed")}
             for k, label in PROBE_LABELS.items()]
@@ -127,15 +121,11 @@ def render_icl_classification_report(data: Mapping[str, Any]) -> str:
                   else render_fragment("_text.html", text="No head scores were logged in this run."))
 
     sections = [
-        Section("checks", "Target checks", render_fragment("checks.html", checks=checks, n_pass=n_pass),
-                lead="Whether the experiment's targets for this configuration hold on this run."),
+        checks_section(checks, "Whether the experiment's targets for this configuration hold on this run."),
         Section("accuracy", "In-context vs in-weights accuracy", accuracy,
                 lead="Probe accuracies logged during training, and the final numbers on fresh probes."),
         Section("heads", "Head scores over training", heads_body,
                 lead="Whether the ICL jump coincides with a head learning to look the label up."),
-        config_section(run, data.get("config") or {},
-                       [] if summary.get("wall_seconds") is None
-                       else [("wall time", fmt(float(summary["wall_seconds"]), 1, "seconds"))]),
     ]
-    meta = run_meta(run, checks)
-    return render_page(TITLE, sections, subtitle=SUBTITLE, meta=meta)
+    return render_run_page(TITLE, data, sections, provenance=wall_rows({"wall time": summary.get("wall_seconds")}),
+                           subtitle=SUBTITLE, meta=run_meta(run, checks))

@@ -7,11 +7,6 @@ Input is a plain ``dict`` built from the run store by ``experiments.icl_eval.rep
 ``run``, ``config``, ``summary`` (what summary.json holds: task, labels, chance, shots, conditions, seeds,
 rows, at_max_shots, gain, checks), ``checks``, ``consistency`` (the cached-vs-full spot check) and
 ``wall_seconds``.
-
-Example:
-    >>> html = render_icl_eval_report(view.report_data(consistency=..., wall_seconds=1.2))
-    >>> html.startswith("<!DOCTYPE html>")
-    True
 """
 
 from __future__ import annotations
@@ -23,7 +18,7 @@ from markupsafe import Markup
 
 from emergelab.report import figures as F
 from emergelab.report.format import fmt
-from emergelab.report.html import Section, config_section, render_fragment, render_page, run_meta
+from emergelab.report.html import Section, checks_section, render_fragment, render_run_page, run_meta, wall_rows
 
 __all__ = ["render_icl_eval_report"]
 
@@ -78,7 +73,6 @@ def render_icl_eval_report(data: Mapping[str, Any]) -> str:
               "spread": f"{fmt(r['accuracy_min'], 3, 'fixed')}–{fmt(r['accuracy_max'], 3, 'fixed')}",
               "calibrated": fmt(r["calibrated_accuracy"], 3, "fixed"),
               "calibrated_ci": _ci(r["calibrated_accuracy_ci90"]), "n_queries": r["n_queries"]} for r in rows]
-    n_pass = sum(bool(c.get("passed")) for c in checks)
     figure = render_fragment("figure.html", figures=[{
         "src": _fig_accuracy(rows, summary.get("conditions") or [], chance),
         "alt": "Accuracy vs number of demonstrations, per condition",
@@ -86,18 +80,16 @@ def render_icl_eval_report(data: Mapping[str, Any]) -> str:
                    "pulling accuracy below chance means the model follows the demonstrations' mapping."}])
     cons = data.get("consistency") or {}
     extra = [("task", summary.get("task")), ("model", summary.get("model")),
-             ("prefix tokens (longest prompts)", cons.get("prefix_tokens"))]
-    if data.get("wall_seconds") is not None:
-        extra.append(("wall time (scoring)", fmt(float(data["wall_seconds"]), 1, "seconds")))
+             ("prefix tokens (longest prompts)", cons.get("prefix_tokens")),
+             *wall_rows({"wall time (scoring)": data.get("wall_seconds")})]
     sections = [
-        Section("checks", "Checks", render_fragment("checks.html", checks=checks, n_pass=n_pass),
-                lead="The scoring's own consistency, and whether the model beats chance with the most demonstrations."),
+        checks_section(checks, "The scoring's own consistency, and whether the model beats chance with the most "
+                       "demonstrations.", title="Checks"),
         Section("curves", "Accuracy vs shots", figure,
                 lead=f"Task {summary.get('task')} ({', '.join(summary.get('labels') or [])}); "
                      f"{len(summary.get('seeds') or [])} demonstration seed(s)."),
         Section("table", "Results table", Markup(render_fragment("icl_eval_table.html", rows=table,
                                                                  chance=fmt(chance, 3, "fixed")))),
-        config_section(run, data.get("config") or {}, extra),
     ]
-    meta = run_meta(run, checks, {"task": summary.get("task", "—")})
-    return render_page(TITLE, sections, subtitle=SUBTITLE, meta=meta)
+    return render_run_page(TITLE, data, sections, provenance=extra, subtitle=SUBTITLE,
+                           meta=run_meta(run, checks, {"task": summary.get("task", "—")}))

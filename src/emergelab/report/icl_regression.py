@@ -9,11 +9,6 @@ Input is a plain ``dict`` built from the run store by ``experiments.icl_regressi
 ``run`` (id, experiment, status, ...), ``config``, ``summary`` (d, k_values, error_by_k, tracks, checks; fresh and
 task_diversity for a finite task pool), ``eval`` and ``eval_fresh`` ({learner: {k, mean, low, high}}; eval_fresh
 None without a pool), ``metrics`` ({name: {steps, values}}) and ``wall_seconds``.
-
-Example:
-    >>> html = render_icl_regression_report(report_data(store, run))
-    >>> html.startswith("<!DOCTYPE html>")
-    True
 """
 
 from __future__ import annotations
@@ -27,7 +22,7 @@ from markupsafe import Markup
 from emergelab.report import figures as F
 from emergelab.report import series as S
 from emergelab.report.format import fmt
-from emergelab.report.html import Section, config_section, render_fragment, render_page, run_meta
+from emergelab.report.html import Section, checks_section, render_fragment, render_run_page, run_meta, wall_rows
 from emergelab.runs.names import metric
 
 __all__ = ["render_icl_regression_report"]
@@ -108,7 +103,6 @@ def render_icl_regression_report(data: Mapping[str, Any]) -> str:
     evals = dict(data.get("eval") or {})
     metrics = dict(data.get("metrics") or {})
     checks = [dict(c) for c in summary.get("checks") or []]
-    n_pass = sum(bool(c.get("passed")) for c in checks)
     d = int(summary.get("d", 1))
     k_values = list(summary.get("k_values") or [])
     tr = dict(summary.get("tracks") or {})
@@ -134,11 +128,9 @@ def render_icl_regression_report(data: Mapping[str, Any]) -> str:
         ]
     curves = Markup("\n").join(curve_parts)
     sections = [
-        Section("checks", "Target checks",
-                render_fragment("checks.html", checks=checks, n_pass=n_pass,
-                                empty_text="No targets apply: they are for noiseless dense linear functions "
-                                           "with a fresh function in every prompt."),
-                lead="Whether the issue's targets hold on this run."),
+        checks_section(checks, "Whether the issue's targets hold on this run.",
+                       empty_text="No targets apply: they are for noiseless dense linear functions with a fresh "
+                                  "function in every prompt."),
         Section("curves", "Error vs in-context examples", curves,
                 lead="How the prediction improves with more examples in the prompt, next to known learners."),
         Section("training", "Error over training",
@@ -146,11 +138,9 @@ def render_icl_regression_report(data: Mapping[str, Any]) -> str:
                     "src": _fig_training(metrics, d, len(k_values)), "alt": "Probe error over training",
                     "caption": "Error on a fixed probe batch at several k, logged during training."}]),
                 lead="When in-context learning appears: the error at large k falls while k = 0 stays at 1."),
-        config_section(run, data.get("config") or {},
-                       [] if data.get("wall_seconds") is None
-                       else [("wall time", fmt(float(data["wall_seconds"]), 1, "seconds"))]),
     ]
     meta = run_meta(run, checks, {"d": d, "tracks": tr.get("closest", "—")})
     if diversity.get("pool_size"):
         meta |= {"task pool": diversity.get("pool_size"), "outside the pool": diversity.get("behaves_like")}
-    return render_page(TITLE, sections, subtitle=SUBTITLE, meta=meta)
+    return render_run_page(TITLE, data, sections, provenance=wall_rows({"wall time": data.get("wall_seconds")}),
+                           subtitle=SUBTITLE, meta=meta)

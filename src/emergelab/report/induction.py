@@ -25,7 +25,7 @@ import numpy as np
 from emergelab.report import figures as F
 from emergelab.report import series as S
 from emergelab.report.format import fmt
-from emergelab.report.html import Section, config_section, render_fragment, render_page, run_meta
+from emergelab.report.html import Section, render_fragment, render_run_page, run_meta, wall_rows
 from emergelab.runs.names import head_name
 
 __all__ = ["render_induction_report"]
@@ -287,15 +287,6 @@ def _attention_payload(models: Mapping[str, Mapping[str, Any]]) -> dict[str, Any
     return {"models": out}
 
 
-def _wall_rows(models: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
-    rows = []
-    for label, model in models.items():
-        wall = _summary(model).get("wall_seconds")
-        if wall is not None:
-            rows.append((f"wall time {label}", fmt(float(wall), 1, "seconds")))
-    return rows
-
-
 # --------------------------------------------------------------------------------------------------
 # public API
 
@@ -411,12 +402,13 @@ def render_induction_report(data: Mapping[str, Any]) -> str:
             lead="Zero-ablating the induction heads should destroy the benefit on repeated tokens; "
             "ablating the same number of other heads (control) should not.",
         ),
-        config_section(run, data.get("config") or {}, _wall_rows(models)),
     ]
     meta = run_meta(run, checks, {"started": run.get("started_at", "—")})
-    return render_page(
-        f"{TITLE}",
+    return render_run_page(
+        TITLE,
+        data,
         sections,
+        provenance=wall_rows({f"wall time {label}": _summary(m).get("wall_seconds") for label, m in models.items()}),
         subtitle=SUBTITLE,
         meta=meta,
         data={"attention-data": _attention_payload(models)},

@@ -10,11 +10,6 @@ Input is a plain ``dict`` built from the run store by ``experiments.rbf_approx.r
 experiment's analysis: {x, x_test, targets: {function: f(x)}, fits: [{function, k, fit, basis (K, n),
 abs_error}]}), ``summary`` ({results, checks}), ``checks`` and ``wall_seconds``. Nothing is evaluated here:
 the report draws what the store holds, so it re-renders byte-identically.
-
-Example:
-    >>> html = render_rbf_approx_report(report_data(store, run))
-    >>> html.startswith("<!DOCTYPE html>")
-    True
 """
 
 from __future__ import annotations
@@ -29,7 +24,7 @@ from matplotlib.figure import Figure
 
 from emergelab.report import figures as F
 from emergelab.report.format import fmt
-from emergelab.report.html import Section, config_section, render_fragment, render_page, run_meta
+from emergelab.report.html import Section, checks_section, render_fragment, render_run_page, run_meta, wall_rows
 
 __all__ = ["render_rbf_approx_report"]
 
@@ -143,7 +138,6 @@ def render_rbf_approx_report(data: Mapping[str, Any]) -> str:
     curves = {(c["function"], c["k"]): c for c in stored.get("fits") or []}
     targets = [(t["function"], int(t["k"]), float(t["limit"])) for t in data.get("targets") or []]
 
-    n_pass = sum(bool(c.get("passed")) for c in checks)
     target_keys = {(fn, k) for fn, k, _ in targets}
     rows = [{"function": f["function"], "k": f["k"], "width": _width_text(f["widths"]),
              "max_abs_error": fmt(f["max_abs_error"], 2, "sci"), "rmse": fmt(f["rmse"], 2, "sci"),
@@ -167,16 +161,12 @@ def render_rbf_approx_report(data: Mapping[str, Any]) -> str:
         })
 
     sections = [
-        Section("checks", "Target checks", render_fragment("checks.html", checks=checks, n_pass=n_pass),
-                lead="Whether the experiment's targets hold on this run."),
+        checks_section(checks, "Whether the experiment's targets hold on this run."),
         Section("results", "Error vs number of centers", results,
                 lead="How the error on points never seen in training falls as Gaussian units are added."),
         Section("fits", "Fits, basis functions and errors", render_fragment("figure.html", figures=per_function),
                 lead="One row per K. The network is a weighted sum of the Gaussians in the middle column."),
-        config_section(run, data.get("config") or {},
-                       [] if data.get("wall_seconds") is None
-                       else [("wall time (fits)", fmt(float(data["wall_seconds"]), 3, "seconds"))]),
     ]
-    meta = run_meta(run, checks)
-    return render_page(TITLE, sections, subtitle=SUBTITLE, meta=meta)
+    walls = wall_rows({"wall time (fits)": data.get("wall_seconds")}, 3)
+    return render_run_page(TITLE, data, sections, provenance=walls, subtitle=SUBTITLE, meta=run_meta(run, checks))
 

@@ -27,7 +27,7 @@ import numpy as np
 from emergelab.report import figures as F
 from emergelab.report import series as S
 from emergelab.report.format import fmt
-from emergelab.report.html import Section, config_section, render_fragment, render_page, run_meta
+from emergelab.report.html import Section, render_fragment, render_run_page, run_meta
 from emergelab.tasks.text import word_spans
 
 __all__ = ["highlight_segments", "render_text_attention_report"]
@@ -215,11 +215,11 @@ def render_text_attention_report(data: Mapping[str, Any]) -> str:
         Section("texts", "Every test text, explained", texts,
                 lead="Each word shaded by the attention weight the model gave it; the prediction is the class "
                      "of the attention-weighted sum of the word vectors."),
-        config_section(data.get("run") or {}, data.get("config") or {}, _extra_provenance(data)),
     ]
     if not encoders:
         sections.insert(1, Section("empty", "No encoder", render_fragment("_text.html",
                                                                           text="No encoder was trained in this run.")))
     run = data.get("run") or {}
     meta = run_meta(run, checks, {"best": f"{best} {fmt(summary.get('test_accuracy'), 3, 'fixed')}" if best else "—"})
-    return render_page(TITLE, sections, subtitle=SUBTITLE, meta=meta, styles=("report.css", "text_attention.css"))
+    return render_run_page(TITLE, data, sections, provenance=_extra_provenance(data), subtitle=SUBTITLE, meta=meta,
+                           styles=("report.css", "text_attention.css"))
