@@ -58,6 +58,13 @@
     }
     var state = { head: 0, locked: defaultQuery, hover: null };
 
+    // hovering a token chip or a query label shows where query i attends; a click pins it
+    function selectsQuery(node, i) {
+      node.addEventListener("mouseenter", function () { state.hover = { q: i, k: null }; update(); });
+      node.addEventListener("mouseleave", function () { state.hover = null; update(); });
+      node.addEventListener("click", function () { state.locked = i; update(); });
+    }
+
     // ---- controls
     var controls = el("div", "attn-controls");
     var lab = el("label", null, "Head ");
@@ -84,9 +91,7 @@
       chip.dataset.index = String(i);
       chip.title = "position " + i;
       if (boundaries.indexOf(i) >= 0) { chip.classList.add("seg-start"); }
-      chip.addEventListener("mouseenter", function () { state.hover = { q: i, k: null }; update(); });
-      chip.addEventListener("mouseleave", function () { state.hover = null; update(); });
-      chip.addEventListener("click", function () { state.locked = i; update(); });
+      selectsQuery(chip, i);
       strip.appendChild(chip);
       return chip;
     });
@@ -100,25 +105,20 @@
     var corner = el("div", "attn-corner", "query \u2193  key \u2192");
     var top = el("div", "attn-top");
     var left = el("div", "attn-left");
-    var topLabs = tokens.map(function (tok, j) {
+    // one cell-sized label per token: `extent` is "width" for the key columns, "height" for the query rows
+    function gridLabel(parent, tok, extent, title) {
       var l = el("div", "lab", tok);
-      l.style.width = cell + "px";
+      l.style[extent] = cell + "px";
       l.style.lineHeight = cell + "px";
       l.style.fontSize = font + "px";
-      l.title = "key " + j;
-      top.appendChild(l);
+      l.title = title;
+      parent.appendChild(l);
       return l;
-    });
+    }
+    var topLabs = tokens.map(function (tok, j) { return gridLabel(top, tok, "width", "key " + j); });
     var leftLabs = tokens.map(function (tok, i) {
-      var l = el("div", "lab", tok);
-      l.style.height = cell + "px";
-      l.style.lineHeight = cell + "px";
-      l.style.fontSize = font + "px";
-      l.title = "query " + i;
-      l.addEventListener("mouseenter", function () { state.hover = { q: i, k: null }; update(); });
-      l.addEventListener("mouseleave", function () { state.hover = null; update(); });
-      l.addEventListener("click", function () { state.locked = i; update(); });
-      left.appendChild(l);
+      var l = gridLabel(left, tok, "height", "query " + i);
+      selectsQuery(l, i);
       return l;
     });
     var canvas = el("canvas", "attn-canvas");
