@@ -86,6 +86,21 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp).replace("typing.", ""))
 
 
+def _number(value: Any) -> float | None:
+    """`value` as a float if it is a number or a numeric string (YAML 1.1 reads '1e-3' as a string), else None;
+    true and false are not numbers here."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Check `value` against annotation `tp`, converting the harmless cases (int -> float, '1e-3' -> float)."""
     origin = get_origin(tp)
@@ -132,30 +147,16 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return value
         raise ConfigError(f"Config key '{key}' expects true or false, got {value!r}")
     if tp is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"Config key '{key}' expects int, got {value!r}")
-        if isinstance(value, int):
+        if isinstance(value, int) and not isinstance(value, bool):
             return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                f = float(value)
-                if f.is_integer():
-                    return int(f)
-            except ValueError:
-                pass
+        number = _number(value)
+        if number is not None and number.is_integer():
+            return int(number)
         raise ConfigError(f"Config key '{key}' expects int, got {value!r}")
     if tp is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"Config key '{key}' expects float, got {value!r}")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads '1e-3' as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
+        number = _number(value)
+        if number is not None:
+            return number
         raise ConfigError(f"Config key '{key}' expects float, got {value!r}")
     if tp is str:
         if isinstance(value, str):
