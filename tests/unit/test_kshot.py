@@ -287,7 +287,9 @@ def test_smollm2_scores_the_ids_of_the_prompt_text(request: pytest.FixtureReques
     tok, task = lm.tokenizer, kshot.load_task("sentiment")
     assert kshot.lead_ids(tok) == []  # SmolLM2's tokenizer adds no BOS itself (<|im_start|> is not one)
     assert tok.tokenize("\n\n") == [hf_models.BLANK_LINE]
-    model = lm.model  # float32, as icl-eval runs it
+    # float64: in float32, SmolLM2's 30 layers alone make batched and single-sequence forwards differ by ~1.3e-5
+    # (benchmarks/RESULTS.md); what is tested here is that the cached path scores the prompt text's ids
+    model = lm.model.double()
     new = _check_against_plain_forward(model, tok, task, 16, "gold", seed=0, n_check=4)
     texts, words = _prompt_texts(task, 16, "gold", seed=0)
     _, queries = kshot.split_examples(task, 16, 0)
