@@ -40,6 +40,7 @@ bench:
 	$(BENCH)/bin/python benchmarks/bench_som.py
 	$(BENCH)/bin/python benchmarks/bench_icl_eval.py
 	$(BENCH)/bin/python benchmarks/bench_sweep.py
+	$(BENCH)/bin/python benchmarks/bench_omp.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
