@@ -29,6 +29,22 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from .version import __version__
+
+        print(f"emergelab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Grow, measure and explain emergent abilities, in-context learning and interpretability."""
+
 StoreOpt = Annotated[
     Path | None,
     typer.Option("--store", help="SQLite run store (default runs/emergelab.db, or $EMERGELAB_STORE)."),
@@ -172,7 +188,8 @@ def list_runs(
     """List stored runs."""
     runs = api.list_runs(store=store, experiment=experiment)
     if not runs:
-        out.print("No runs yet. Start one with: emergelab run")
+        out.print(f"No {experiment} runs yet. Start one with: emergelab run {experiment}" if experiment
+                  else "No runs yet. Start one with: emergelab run")
         return
     table = Table(show_header=True, header_style="bold", box=None)
     table.add_column("run id", no_wrap=True)  # ids are what users copy: never truncate them

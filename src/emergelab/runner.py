@@ -185,5 +185,8 @@ def show_run(run_id: str, *, store: str | Path | None = None) -> dict[str, Any]:
 
 
 def list_runs(*, store: str | Path | None = None, experiment: str | None = None) -> list[Run]:
+    """Stored runs, newest last; `experiment` must be a registered name (a typo gets a did-you-mean)."""
+    if experiment is not None:
+        experiments.get(experiment)
     with RunStore(store, create=False) as st:
         return st.list_runs(experiment)

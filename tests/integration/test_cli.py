@@ -73,3 +73,22 @@ def test_config_prints_the_validated_yaml_and_runs_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
     r = cli("config", "digits", "--set", "som.rowz=6", cwd=tmp_path)
     assert r.returncode == 2 and "Did you mean: som.rows?" in r.stderr
+
+
+def test_config_file_that_is_a_folder_or_not_utf8_is_one_line(tmp_path):
+    (tmp_path / "somedir").mkdir()
+    (tmp_path / "n.yaml").write_bytes(b"seed: 1\n#\xff\n")
+    for path, message in (("somedir", "is a folder, not a YAML file"), ("n.yaml", "is not UTF-8 text")):
+        r = cli("run", "induction", "--config", path, cwd=tmp_path)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert len([line for line in r.stderr.splitlines() if line.strip()]) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["n.yaml", "somedir"]  # no store, no run
+
+
+def test_version_and_list_runs_of_an_unknown_experiment(tmp_path):
+    from emergelab import __version__
+
+    r = cli("--version", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.strip() == f"emergelab {__version__}"
+    r = cli("list-runs", "--experiment", "inductoin", cwd=tmp_path)
+    assert r.returncode == 2 and "Did you mean: induction?" in r.stderr and "Traceback" not in r.stderr
