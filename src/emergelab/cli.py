@@ -71,7 +71,8 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 @app.command()
 @user_errors
 def run(
-    experiment: Annotated[str, typer.Argument(help="Experiment name (see `emergelab list`).")] = "induction",
+    experiment: Annotated[str | None, typer.Argument(
+        help="Experiment name (see `emergelab list`; default: induction).")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="Override: key.sub=value (repeatable).")] = None,
     resume: Annotated[str | None, typer.Option("--resume", help="Continue an interrupted run by id.")] = None,
@@ -80,14 +81,17 @@ def run(
 ) -> None:
     """Run an experiment (default: induction), or resume one with --resume RUN_ID."""
     if resume:
+        if config is not None or set_:
+            raise EmergelabError("--resume continues a run with its stored config; drop --config/--set "
+                                 "(or start a new run without --resume)")
         try:
-            result = api.resume_run(resume, store=store, progress=not no_progress)
+            result = api.resume_run(resume, store=store, progress=not no_progress, experiment=experiment)
         except KeyboardInterrupt:
             err.print(f"Interrupted. Resume with: emergelab run --resume {resume}", highlight=False)
             raise typer.Exit(130) from None
     else:
         try:
-            result = api.run_experiment(experiment, config=config, overrides=set_ or [], store=store,
+            result = api.run_experiment(experiment or "induction", config=config, overrides=set_ or [], store=store,
                                         progress=not no_progress)
         except KeyboardInterrupt:
             last = api.list_runs(store=store)

@@ -89,11 +89,15 @@ def run_config(name: str, cfg: Any, *, store: str | Path | None = None, progress
         return _execute(st, ctx, exp, cfg, resume=False)
 
 
-def resume_run(run_id: str, *, store: str | Path | None = None, progress: bool = True) -> RunResult:
+def resume_run(run_id: str, *, store: str | Path | None = None, progress: bool = True,
+               experiment: str | None = None) -> RunResult:
     """Continue an interrupted or killed run from its latest checkpoints; ends exactly as an
-    uninterrupted run would."""
+    uninterrupted run would. `experiment`, if given, must be the run's own (a mismatch is refused)."""
     with RunStore(store, create=False) as st:
         run = st.get_run(run_id)
+        if experiment is not None and experiment != run.experiment:
+            raise EmergelabError(f"Run {run.id} is a {run.experiment} run, not {experiment}; "
+                                 f"resume it with: emergelab run --resume {run.id}")
         if run.status == "completed":
             raise EmergelabError(f"Run {run.id} already completed; nothing to resume")
         exp = experiments.get(run.experiment)
@@ -152,11 +156,15 @@ def write_report(store: RunStore, run: Run) -> Path:
 
 
 def render_report(run_id: str, *, store: str | Path | None = None) -> Path:
-    """Re-render `report.html` of a finished run from the store alone."""
+    """Re-render `report.html` of a finished run from the store alone; a missing `summary.json` is rewritten
+    from the stored summary too."""
     with RunStore(store, create=False) as st:
         run = st.get_run(run_id)
-        if st.get_result(run.id, "summary") is None:
+        summary = st.get_result(run.id, "summary")
+        if summary is None:
             raise StoreError(f"Run {run.id} has no analysis (status: {run.status}); resume it first")
+        if not (run.dir / "summary.json").is_file():
+            write_json_atomic(run.dir / "summary.json", summary)
         return write_report(st, run)
 
 

@@ -76,10 +76,12 @@ def test_its_sweep_metrics_exist_in_the_summary(finished):
 
 def test_its_report_rerenders_byte_identically_from_the_store(finished):
     _, store, result = finished
-    before = result.report_path.read_bytes()
+    before, summary = result.report_path.read_bytes(), (result.run_dir / "summary.json").read_bytes()
     result.report_path.unlink()
+    (result.run_dir / "summary.json").unlink()
     again = api.render_report(result.run_id, store=store)
     assert again.read_bytes() == before
+    assert (result.run_dir / "summary.json").read_bytes() == summary  # a deleted summary.json comes back
 
 
 def test_reanalyze_reproduces_the_summary(finished):

@@ -92,3 +92,16 @@ def test_version_and_list_runs_of_an_unknown_experiment(tmp_path):
     assert r.returncode == 0 and r.stdout.strip() == f"emergelab {__version__}"
     r = cli("list-runs", "--experiment", "inductoin", cwd=tmp_path)
     assert r.returncode == 2 and "Did you mean: induction?" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_resume_refuses_another_experiment_and_new_config(tmp_path):
+    r = cli("run", "rbf-approx", "--set", "functions=[x^2]", "--set", "k_values=[5]", "--set", "n_test=50",
+            "--store", "e.db", "--no-progress", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    run_id = next(line.split()[1] for line in r.stdout.splitlines() if line.startswith("Run "))
+    r = cli("run", "digits", "--resume", run_id, "--store", "e.db", cwd=tmp_path)
+    assert r.returncode == 2 and f"Run {run_id} is a rbf-approx run, not digits" in r.stderr, r.stderr
+    r = cli("run", "--resume", run_id, "--set", "seed=1", "--store", "e.db", cwd=tmp_path)
+    assert r.returncode == 2 and "drop --config/--set" in r.stderr and "Traceback" not in r.stderr
+    r = cli("run", "rbf-approx", "--resume", run_id, "--store", "e.db", cwd=tmp_path)
+    assert r.returncode == 2 and "already completed" in r.stderr

@@ -47,6 +47,7 @@ def test_grid_parsing_expansion_and_paths():
     (["--grid", "n_train=20", "--executor", "slurm"], "Unknown executor 'slurm'"),
     (["--grid", "n_train=20", "--workers", "0"], "workers=0 is invalid"),
     (["--grid", "n_train=20,50,20"], "Grid 'n_train' must list distinct values"),
+    (["--grid", "n_train=20,50", "--set", "n_train=100"], "'n_train' is both swept (--grid) and fixed"),
     (["--grid", "n_train=20", "--executor", "ray", "--address", "127.0.0.1:1"], "Nothing answers at Ray address"),
 ])
 def test_bad_sweeps_are_one_line_exit_2_and_create_nothing(tmp_path, args, message):

@@ -52,8 +52,8 @@ class InductionModelConfig:
             invalid("depths", "every depth must be >= 1")
         if len(set(self.depths)) != len(self.depths):
             invalid("depths", "depths must be distinct")
-        at_least(self, 1, "d_model")
-        if self.n_heads < 1 or self.d_model % self.n_heads:
+        at_least(self, 1, "d_model", "n_heads")
+        if self.d_model % self.n_heads:
             invalid("n_heads", f"must divide d_model ({self.d_model})")
         at_least(self, 0, "d_mlp")
 

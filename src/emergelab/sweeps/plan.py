@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import config_hash, load_config, to_dict
+from ..config import ConfigError, config_hash, load_config, parse_override, to_dict
 from ..emergence.table import SweepTable, sudden_changes
 from ..runs.store import RunStore
 from .grid import expand, lookup, path_hint, point_overrides, summary_paths
@@ -79,6 +79,11 @@ def point_configs(config_cls: type, grid: dict[str, list[Any]], config: str | Pa
                   overrides: list[str] | None) -> tuple[Any, list[Any]]:
     """(base config, one validated config per point): defaults <- `config` <- `overrides` <- the point.
     Raises ConfigError on the first bad key or value, before anything is created."""
+    swept = set(grid)
+    for text in overrides or []:
+        key = parse_override(text)[0]
+        if key in swept:
+            raise ConfigError(f"'{key}' is both swept (--grid) and fixed (--set {text}); give it once")
     base = load_config(config_cls, config, overrides)
     configs = [load_config(config_cls, config, [*(overrides or []), *point_overrides(p)]) for p in expand(grid)]
     return base, configs
