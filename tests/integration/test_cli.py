@@ -105,3 +105,12 @@ def test_resume_refuses_another_experiment_and_new_config(tmp_path):
     assert r.returncode == 2 and "drop --config/--set" in r.stderr and "Traceback" not in r.stderr
     r = cli("run", "rbf-approx", "--resume", run_id, "--store", "e.db", cwd=tmp_path)
     assert r.returncode == 2 and "already completed" in r.stderr
+
+
+def test_store_paths_that_cannot_be_a_store_are_one_line(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    for store, message in (("afile/x.db", "'afile' is a file, not a folder"), ("adir", "is a folder")):
+        r = cli("run", "rbf-approx", "--store", store, cwd=tmp_path)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "afile"] and not any((tmp_path / "adir").iterdir())

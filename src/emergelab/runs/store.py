@@ -133,7 +133,19 @@ class RunStore:
         self.path = resolve_store_path(path)
         if not self.path.exists() and not create:
             raise StoreError(f"No run store at '{self.path}' (set --store or {STORE_ENV})")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise StoreError(f"Run store '{self.path}' is a folder; give the path of a database file, "
+                             f"e.g. {self.path / 'emergelab.db'}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            blocker = next(p for p in self.path.parents if p.exists())
+            raise StoreError(f"Cannot create run store '{self.path}': '{blocker}' is a file, not a folder") from None
+        except OSError as e:
+            raise StoreError(f"Cannot create the folder of run store '{self.path}': "
+                             f"{e.strerror or e} ({e.filename or self.path.parent})") from None
+        if not self.path.exists() and not os.access(self.path.parent, os.W_OK):
+            raise StoreError(f"Cannot create run store '{self.path}': folder '{self.path.parent}' is not writable")
         try:
             self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self.conn.execute("PRAGMA journal_mode=WAL")
