@@ -139,3 +139,22 @@ def test_cli_icl_eval_bad_input_is_one_line_and_creates_nothing(bpe_folder: Path
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_icl_eval_corrupt_weights_or_non_utf8_task_is_one_line(bpe_folder: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    bad_model = tmp_path / "bad-model"
+    shutil.copytree(bpe_folder, bad_model)
+    weights = bad_model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:200])  # truncated
+    (tmp_path / "task.yaml").write_bytes(b"name: t\n# \xff\n")
+    cases = ((["--model", str(bad_model), "--task", "sentiment"], "bad-model"),
+             (["--model", str(bpe_folder), "--task", str(tmp_path / "task.yaml")], "is not UTF-8 text"))
+    for args, message in cases:
+        r = _cli("icl-eval", *args, "--no-progress", cwd=tmp_path, monkeypatch=monkeypatch)
+        assert r.exit_code == 2, r.output
+        lines = [line for line in r.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad-model", "task.yaml"]  # no store, no run

@@ -84,7 +84,11 @@ def _resolve_task_path(path: str | Path) -> Path:
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     rows = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise TaskError(f"Examples file '{path}' is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    for i, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
                 rows.append(json.loads(line))
@@ -103,6 +107,8 @@ def load_task(path: str | Path) -> ICLTask:
     p = _resolve_task_path(path)
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise TaskError(f"Task file '{p}' is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
     except yaml.YAMLError as e:
         raise TaskError(f"Task file '{p}' is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(raw, dict):

@@ -15,11 +15,13 @@ Example:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 
 from ..errors import EmergelabError
 
@@ -29,7 +31,8 @@ __all__ = ["KINDS", "HFModel", "ModelLoadError", "check_model_folder", "context_
 KINDS = ("causal", "base")
 # config attributes that name the context length, by model family (GPT-2, Llama/BERT, older GPTs)
 CONTEXT_KEYS = ("n_positions", "max_position_embeddings", "n_ctx")
-LOAD_ERRORS = (OSError, ValueError, KeyError, TypeError, ImportError)  # what from_pretrained raises on a bad folder
+# what from_pretrained raises on a bad folder; SafetensorError: a corrupt or truncated weights file
+LOAD_ERRORS = (OSError, ValueError, KeyError, TypeError, ImportError, SafetensorError)
 
 
 class ModelLoadError(EmergelabError):
@@ -51,7 +54,23 @@ def check_model_folder(path: str | Path) -> Path:
         raise ModelLoadError(f"Model path '{path}' is not a folder ({why}expected a local Hugging Face model folder)")
     if not (p / "config.json").is_file():
         raise ModelLoadError(f"Model folder '{path}' has no config.json (not a Hugging Face model folder)")
+    for weights in sorted(p.glob("*.safetensors")):
+        check_safetensors(weights)
     return p
+
+
+def check_safetensors(path: Path) -> None:
+    """A weights file whose header or size is wrong (corrupt, truncated) -> ModelLoadError, without loading it:
+    the header declares where every tensor ends, so the file must be at least that long."""
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(n)) if 0 < n < 100_000_000 else None
+        ends = [v["data_offsets"][1] for k, v in (header or {}).items() if k != "__metadata__"]
+        if header is None or 8 + n + max(ends, default=0) > path.stat().st_size:
+            raise ValueError("truncated or not a safetensors file")
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
+        raise ModelLoadError(f"Weights file '{path}' is corrupt or truncated ({e}); replace it") from None
 
 
 def quiet_transformers() -> None:
