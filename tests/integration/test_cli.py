@@ -23,6 +23,8 @@ def cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedP
         (["run", "--set", "train.lr=-1"], "train.lr=-1.0 is invalid: must be a positive number"),
         (["run", "--set", "nonsense"], "must look like key=value"),
         (["run", "--config", "missing.yaml"], "Config file 'missing.yaml' does not exist"),
+        (["run", "--set", "model.n_heads=0"], "model.n_heads=0 is invalid: must be >= 1"),
+        (["run", "rbf-approx", "--set", "k_values=[100000]"], "K=100000 needs about 76 GiB for one fit"),
         (["icl-eval", "--model", "nope", "--task", "sentiment"], "Model path 'nope' is not a folder"),
         (["icl-eval", "--model", ".", "--task", "no-such-task"], "no-such-task"),
     ],

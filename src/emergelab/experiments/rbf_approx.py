@@ -86,6 +86,18 @@ class RBFApproxConfig(kit.RunSettings):  # seed draws the held-out points (and k
         at_least(self, 1, "n_test", "n_neighbors", "n_epochs")
         at_least(self, 0, "alpha")
         positive(self, "lr")
+        need = fit_bytes(max(self.k_values), max(self.n_train, self.n_test, CURVE_POINTS))
+        if need > MAX_FIT_BYTES:
+            invalid("k_values", f"K={max(self.k_values)} needs about {need / 2**30:.0f} GiB for one fit (pairwise "
+                    f"center distances and activations, float64); the limit is {MAX_FIT_BYTES / 2**30:.0f} GiB")
+
+
+MAX_FIT_BYTES = 4 * 2**30  # refuse fits that cannot fit in a laptop's memory, before any run exists
+
+
+def fit_bytes(k: int, n_points: int) -> int:
+    """Rough peak memory of one fit: K x K center distances plus two (points x K) float64 activation matrices."""
+    return 8 * (k * k + 2 * k * n_points)
 
 
 def fit_key(function: str, k: int) -> str:
