@@ -5,10 +5,8 @@ summary, explains itself, and reads IDX files."""
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -20,6 +18,7 @@ from emergelab.experiments.digits import report_data
 from emergelab.runs.store import RunStore
 from emergelab.tasks.digits import load_digits_data, write_idx
 from emergelab.train.checkpoint import list_checkpoints
+from tests.fixtures.live_runs import wait_for_metric_step
 
 SPLITS = [0, 1]
 REDUCED = ["split_seeds=[0,1]", "data.max_samples=500", "som.epochs=10", "train.epochs=30", "explain_samples=3",
@@ -106,23 +105,6 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "emergelab.cli", *args]
 
 
-def _wait_for_epoch(db, name: str, epoch: int, proc: subprocess.Popen, timeout: float = 180) -> str:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        if db.exists():
-            try:
-                con = sqlite3.connect(db, timeout=5)
-                row = con.execute("SELECT run_id FROM metrics WHERE name = ? AND step >= ?", (name, epoch)).fetchone()
-                con.close()
-                if row:
-                    return row[0]
-            except sqlite3.OperationalError:
-                pass
-        time.sleep(0.01)
-    raise AssertionError(f"no {name} at epoch {epoch} within {timeout}s")
-
-
 def test_a_killed_run_keeps_finished_splits_and_resumes_to_the_same_summary(finished, tmp_path):
     _, clean = finished
     store = tmp_path / "e.db"
@@ -131,7 +113,7 @@ def test_a_killed_run_keeps_finished_splits_and_resumes_to_the_same_summary(fini
                                  *sum((["--set", s] for s in REDUCED), [])),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     # kill inside the second split, after its checkpoint at epoch 10
-    run_id = _wait_for_epoch(store, "splits/1/test/accuracy", 11, proc)
+    run_id = wait_for_metric_step(store, "splits/1/test/accuracy", 11, proc, timeout=180, poll=0.01)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     run_dir = store.parent / run_id

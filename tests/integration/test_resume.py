@@ -4,15 +4,14 @@ uninterrupted run."""
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from emergelab.runs.store import RunStore
+from tests.fixtures.live_runs import wait_for_metric_step
 
 TINY = [
     "threads=1", "seed=4", "model.d_model=16", "model.n_heads=2", "task.vocab_size=16", "task.seq_len=24",
@@ -31,23 +30,6 @@ def emergelab(*args: str, store: Path) -> subprocess.Popen:
 def all_metrics(store: Path, run_id: str) -> dict:
     with RunStore(store, create=False) as st:
         return st.metrics(run_id)
-
-
-def wait_for_metric_step(db: Path, name: str, step: int, proc: subprocess.Popen, timeout: float = 120) -> str:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        if db.exists():
-            try:
-                con = sqlite3.connect(db, timeout=5)
-                row = con.execute("SELECT run_id FROM metrics WHERE name = ? AND step >= ?", (name, step)).fetchone()
-                con.close()
-                if row:
-                    return row[0]
-            except sqlite3.OperationalError:
-                pass
-        time.sleep(0.05)
-    raise AssertionError(f"no {name} at step {step} within {timeout}s")
 
 
 @pytest.fixture(scope="module")
