@@ -139,7 +139,7 @@ def train_timed(ctx: RunContext, model: torch.nn.Module, loss_fn: Callable[[Any,
     store, done_key, wall_key = ctx.store, metric("trained", label), metric("wall_seconds", label)
     if store.get_result(ctx.id, done_key):
         return False
-    dev = resolve_device(device) if isinstance(device, str) else device
+    dev = resolve_device(device)  # a config value or a torch.device
     t0 = time.perf_counter()
     before = store.get_result(ctx.id, wall_key, 0.0)
     with ctx.progress:
@@ -171,7 +171,7 @@ def final_checkpoint(run: Run, model: torch.nn.Module, steps: int, label: str = 
                              f"run the experiment again to recompute its analysis")
         raise StoreError(f"Run {run.id} has no final checkpoint{what}; resume it first "
                          f"(emergelab run --resume {run.id})")
-    dev = resolve_device(device) if isinstance(device, str) else device
+    dev = resolve_device(device)  # a config value or a torch.device
     return load_model(found[-1][1], model, device=dev).eval()
 
 
