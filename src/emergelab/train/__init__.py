@@ -1,7 +1,12 @@
-"""Model-agnostic training: the loop, its config, callbacks and safetensors checkpoints."""
+"""Model-agnostic training: the loop, its config, callbacks and safetensors checkpoints.
+Names load on first use (`emergelab.lazy`): `TrainConfig` does not import torch."""
 
-from .checkpoint import load_checkpoint, load_model, save_checkpoint, save_model
-from .loop import Callback, TrainConfig, TrainState, step_generator, train
+from ..lazy import lazy_exports
 
-__all__ = ["Callback", "TrainConfig", "TrainState", "load_checkpoint", "load_model", "save_checkpoint",
-           "save_model", "step_generator", "train"]
+_EXPORTS = {
+    "TrainConfig": ".config",
+    **dict.fromkeys(["Callback", "TrainState", "step_generator", "train"], ".loop"),
+    **dict.fromkeys(["load_checkpoint", "load_model", "save_checkpoint", "save_model"], ".checkpoint"),
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)
