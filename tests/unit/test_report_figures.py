@@ -93,3 +93,21 @@ def test_head_heatmaps_and_lines():
     every_head = F.head_lines(heads, kinds, window=window, ylim=(0, 1.2), width=8)
     assert _png(by_role) != _png(every_head)
     assert F.head_lines(heads, [("absent", "x")]) is None
+
+
+def test_head_score_axes_are_fixed_to_the_score_range():
+    """A flat line must look flat: head scores are fractions, so the axis is [0, 1] whatever the run did."""
+    steps = np.array([0.0, 10.0, 20.0])
+    flat = {"induction": {(0, 0): (steps, np.array([0.05, 0.051, 0.052]))},
+            "previous_token": {(0, 0): (steps, np.array([0.30, 0.31, 0.30]))}}
+    fig = F.head_lines_figure(flat, [("induction", "induction"), ("previous_token", "previous token")])
+    assert [ax.get_ylim() for ax in fig.axes if ax.get_title()] == [(-0.02, 1.02), (-0.02, 1.02)]
+    # a score outside [0, 1] (a different measure) widens the fixed axis to include it, to the next 0.1
+    assert F.score_ylim([-0.31, 0.5, 1.24]) == (-0.42, 1.32)
+    assert F.score_ylim([0.0, 1.0]) == (-0.02, 1.02) and F.score_ylim([np.nan]) == (-0.02, 1.02)
+    wide = {"induction": {(0, 0): (steps, np.array([0.2, 1.15, np.nan]))}}
+    ax = F.head_lines_figure(wide, [("induction", "induction")]).axes[0]
+    assert ax.get_ylim() == (-0.02, 1.22)
+    # a caller's explicit range wins
+    ax = F.head_lines_figure(flat, [("induction", "induction")], ylim=(0, 0.5)).axes[0]
+    assert ax.get_ylim() == (0, 0.5)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -44,11 +45,13 @@ __all__ = [
     "fig_to_data_uri",
     "head_heatmaps",
     "head_lines",
+    "head_lines_figure",
     "heatmap",
     "mark_window",
     "new_figure",
     "no_data",
     "report_style",
+    "score_ylim",
     "step_axis",
     "style_axes",
 ]
@@ -388,22 +391,55 @@ def head_heatmaps(heads: HeadSeries, kinds: Sequence[tuple[str, str]], at: Seque
         return fig_to_data_uri(fig)
 
 
+SCORE_PAD = 0.02  # a fraction's axis runs from -0.02 to 1.02, so a line at 0 or 1 is not hidden by the frame
+
+
+def score_ylim(values: Sequence[float] | np.ndarray, lo: float = 0.0, hi: float = 1.0,
+               pad: float = SCORE_PAD) -> tuple[float, float]:
+    """The fixed y range of a score axis: [lo, hi] padded by `pad`, widened (to the next 0.1) only where a
+    finite value leaves it. Head scores are attention masses, fractions in [0, 1], so their axis is always
+    [-0.02, 1.02] whatever the run did: a flat line at 0.05 stays flat instead of filling the panel.
+
+    Example:
+        >>> score_ylim([0.04, 0.06]), score_ylim([-0.31, 0.5]), score_ylim([])
+        ((-0.02, 1.02), (-0.42, 1.02), (-0.02, 1.02))
+    """
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    if v.size:
+        lo = min(lo, math.floor(float(v.min()) * 10) / 10)
+        hi = max(hi, math.ceil(float(v.max()) * 10) / 10)
+    return round(lo - pad, 6), round(hi + pad, 6)
+
+
 def head_lines(heads: HeadSeries, kinds: Sequence[tuple[str, str]], *, window: Window | None = None,
                roles: Mapping[tuple[int, int], str] | None = None, ylim: tuple[float, float] | None = None,
                width: float | None = None) -> str | None:
     """Head scores over training, one panel per kind ([(kind, title)], drawn when present), with the
     phase-change `window`. With `roles` ({(layer, head): "induction" | "previous_token"}) the named heads
     are coloured by role and every other head is a thin gray line; without, every head gets its own
-    colour and its name in the legend (for models with few heads). -> PNG data URI, or None.
+    colour and its name in the legend (for models with few heads). The y axis is `ylim`, by default the
+    fixed score range of `score_ylim` (a flat line never looks like a jump). -> PNG data URI, or None.
 
     Example:
         >>> h = {"induction": {(1, 0): (np.array([0.0, 10.0]), np.array([0.1, 0.9]))}}
         >>> head_lines(h, [("induction", "induction")], roles={(1, 0): "induction"})[:22]
         'data:image/png;base64,'
     """
+    fig = head_lines_figure(heads, kinds, window=window, roles=roles, ylim=ylim, width=width)
+    return None if fig is None else fig_to_data_uri(fig)
+
+
+def head_lines_figure(heads: HeadSeries, kinds: Sequence[tuple[str, str]], *, window: Window | None = None,
+                      roles: Mapping[tuple[int, int], str] | None = None, ylim: tuple[float, float] | None = None,
+                      width: float | None = None) -> Figure | None:
+    """The figure of `head_lines`, not yet rendered (its axes can be inspected); None without scores."""
     kinds = [(k, t) for k, t in kinds if k in heads]
     if not kinds:
         return None
+    if ylim is None:
+        ylim = score_ylim(np.concatenate([np.asarray(v, dtype=float) for k, _ in kinds
+                                          for _, v in heads[k].values()] or [np.zeros(0)]))
     ranked = {role: [lh for lh, r in (roles or {}).items() if r == role] for role in ROLE_COLORS}
     with report_style():
         fig, axes = new_figure(1, len(kinds), figsize=(width or 2.6 * len(kinds) + 0.6, 2.9), sharey=True)
@@ -424,8 +460,7 @@ def head_lines(heads: HeadSeries, kinds: Sequence[tuple[str, str]], *, window: W
                 ax.plot(steps, values, color=color, lw=lw, zorder=z, label=label)
             if window is not None:
                 mark_window(ax, window.start, window.end, window.steepest, color=window.color, label=None)
-            if ylim is not None:
-                ax.set_ylim(*ylim)
+            ax.set_ylim(*ylim)
             ax.set_title(title)
             step_axis(ax)
             if c == 0:
@@ -438,4 +473,4 @@ def head_lines(heads: HeadSeries, kinds: Sequence[tuple[str, str]], *, window: W
             labels.append("other heads")
         if handles:
             fig.legend(handles, labels, loc="outside right center", frameon=False)
-        return fig_to_data_uri(fig)
+        return fig
