@@ -12,26 +12,24 @@ Example:
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable
 from typing import Any
 
 
-def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """(`__getattr__`, `__dir__`) for `package`: `exports` maps each public name to the (relative or absolute)
-    module that defines it; the module is imported when the name is first read, then the value is cached."""
+def lazy_exports(module: str, exports: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """(`__getattr__`, `__dir__`) for `module` (a package or a plain module; pass `__name__`): `exports` maps
+    each public name to the module defining it (relative names are relative to `module`'s package); that
+    module is imported when the name is first read, and the value is cached on `module`."""
 
     def __getattr__(name: str) -> Any:
         if name not in exports:
-            raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(exports[name], package), name)
-        import sys
-
-        setattr(sys.modules[package], name, value)  # later reads skip __getattr__
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(exports[name], sys.modules[module].__package__), name)
+        setattr(sys.modules[module], name, value)  # later reads skip __getattr__
         return value
 
     def __dir__() -> list[str]:
-        import sys
-
-        return sorted(set(vars(sys.modules[package])) | set(exports))
+        return sorted(set(vars(sys.modules[module])) | set(exports))
 
     return __getattr__, __dir__

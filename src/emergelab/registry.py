@@ -7,14 +7,22 @@ Example:
     >>> experiments.get("inductoin")
     Traceback (most recent call last):
     RegistryError: Unknown experiment 'inductoin'. Did you mean: induction?
+
+An entry can be declared before its object exists: `declare(name, description, module, **info)` names the
+module whose import registers the object, and what is known without importing it (`info`); `get` imports
+the module on first use. This keeps `emergelab list` and `emergelab config` free of torch.
+
+    >>> experiments.declare("induction", "induction heads", "emergelab.experiments.induction", config_cls=Cfg)
+    >>> experiments.entry("induction").info["config_cls"]   # no import of the module yet
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+import importlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Generic, TypeVar
 
 from .errors import RegistryError
 
@@ -34,8 +42,10 @@ def did_you_mean(name: str, choices: list[str]) -> str:
 @dataclass(frozen=True)
 class Entry(Generic[T]):
     name: str
-    obj: T
+    obj: T | None  # None while only declared
     description: str
+    module: str | None = None  # imported by `get` when the entry is only declared
+    info: Mapping[str, Any] = field(default_factory=dict)  # known without importing `module`
 
 
 class Registry(Generic[T]):
@@ -45,11 +55,21 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
 
+    def declare(self, name: str, description: str, module: str, **info: Any) -> None:
+        """Name an entry whose object `module` registers when imported (on the first `get`)."""
+        if name in self._entries:
+            raise ValueError(f"{self.kind} '{name}' is already registered")
+        self._entries[name] = Entry(name, None, description, module, info)
+
     def register(self, name: str, description: str = "") -> Callable[[T], T]:
+        """Register `obj` under `name` (fills a declared entry, keeping its description and info)."""
+
         def deco(obj: T) -> T:
-            if name in self._entries:
+            old = self._entries.get(name)
+            if old is not None and old.obj is not None:
                 raise ValueError(f"{self.kind} '{name}' is already registered")
-            self._entries[name] = Entry(name, obj, description)
+            self._entries[name] = (replace(old, obj=obj, description=description or old.description) if old
+                                   else Entry(name, obj, description))
             return obj
 
         return deco
@@ -60,7 +80,13 @@ class Registry(Generic[T]):
         return self._entries[name]
 
     def get(self, name: str) -> T:
-        return self.entry(name).obj
+        entry = self.entry(name)
+        if entry.obj is None:
+            importlib.import_module(entry.module)
+            entry = self._entries[name]
+            if entry.obj is None:
+                raise RuntimeError(f"importing {entry.module} did not register {self.kind} '{name}'")
+        return entry.obj
 
     def names(self) -> list[str]:
         return list(self._entries)

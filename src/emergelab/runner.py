@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import experiments as _builtin  # noqa: F401  (registers the built-in experiments)
+from . import experiments as _builtin  # noqa: F401  (declares the built-in experiments; their code loads on use)
 from .config import from_dict, load_config
 from .errors import EmergelabError, StoreError, TrainingDiverged
 from .experiments.base import Experiment
@@ -55,7 +55,7 @@ def get_experiment(name: str) -> Experiment:
 
 def experiment_config(name: str, *, config: str | Path | None = None, overrides: list[str] | None = None) -> Any:
     """The validated config an experiment would run with (defaults <- YAML <- overrides); runs nothing."""
-    return load_config(experiments.get(name).config_cls, config, overrides)
+    return load_config(experiments.entry(name).info["config_cls"], config, overrides)
 
 
 # --- running ----------------------------------------------------------------------------------------
@@ -195,6 +195,6 @@ def show_run(run_id: str, *, store: str | Path | None = None) -> dict[str, Any]:
 def list_runs(*, store: str | Path | None = None, experiment: str | None = None) -> list[Run]:
     """Stored runs, newest last; `experiment` must be a registered name (a typo gets a did-you-mean)."""
     if experiment is not None:
-        experiments.get(experiment)
+        experiments.entry(experiment)
     with RunStore(store, create=False) as st:
         return st.list_runs(experiment)

@@ -40,6 +40,16 @@ def test_every_experiment_is_registered():
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_declared_experiment_registers_its_code_with_the_declared_config(name):
+    """`emergelab.experiments` declares each experiment (description, config class) without importing its code;
+    the registry imports the module on first use, and the module registers the same config class."""
+    declared = experiments.entry(name)
+    assert declared.description and declared.module
+    exp = experiments.get(name)
+    assert exp.config_cls is declared.info["config_cls"] and exp.name == name
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_every_experiment_has_tiny_overrides(name):
     exp = experiments.get(name)
     assert exp.tiny, f"{name} registers no tiny overrides"

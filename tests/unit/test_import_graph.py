@@ -1,7 +1,8 @@
 """No import circle anywhere in emergelab (DESIGN.md: nothing below imports what is above it).
 
 The graph holds every `import` statement of every module, wherever it sits (inside functions, under
-`if TYPE_CHECKING:`): a circle hidden behind a lazy import is still a circle. An edge goes to the module
+`if TYPE_CHECKING:`), and the modules named in a lazy `_EXPORTS` table (`emergelab.lazy`): a circle hidden
+behind a lazy import is still a circle. An edge goes to the module
 named; importing a submodule does not add an edge to its parent packages' `__init__` (every module would
 then sit in a circle through the package's public API).
 """
@@ -33,7 +34,11 @@ def imports_of(name: str, path: Path) -> set[str]:
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "_EXPORTS" for t in node.targets):
+            for c in ast.walk(node.value):  # lazy exports: {"Name": ".module"}
+                if isinstance(c, ast.Constant) and isinstance(c.value, str) and c.value.startswith("."):
+                    found.add(package + c.value if c.value.count(".") == 1 else c.value)
+        elif isinstance(node, ast.Import):
             found |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             if node.level:

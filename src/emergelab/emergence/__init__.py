@@ -1,8 +1,13 @@
 """Emergence analysis: phase-change detection over training, and how sudden a change is along a sweep
-(BIG-bench breakthroughness over a sweep's table). Running sweeps is `emergelab.sweeps`."""
+(BIG-bench breakthroughness over a sweep's table). Running sweeps is `emergelab.sweeps`.
+Names load on first use (`emergelab.lazy`)."""
 
-from .metrics import breakthroughness
-from .phase import detect_phase_change, smooth
-from .table import SweepTable, sudden_changes
+from ..lazy import lazy_exports
 
-__all__ = ["SweepTable", "breakthroughness", "detect_phase_change", "smooth", "sudden_changes"]
+_EXPORTS = {
+    "breakthroughness": ".metrics",
+    **dict.fromkeys(["detect_phase_change", "smooth"], ".phase"),
+    **dict.fromkeys(["SweepTable", "sudden_changes"], ".table"),
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import at_least, invalid
-from ..runs.context import RunContext
-from ..runs.store import Run, RunStore
+
+if TYPE_CHECKING:  # configs (which derive from RunSettings) stay free of the store and of rich
+    from ..runs.context import RunContext
+    from ..runs.store import Run, RunStore
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,33 @@ class Experiment:
     check: Callable[[Any], None] | None = None
     sweep_metrics: tuple[str, ...] = ()
     tiny: tuple[str, ...] = ()
+
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass
+class RunSettings:
+    """Base of every experiment config: the keys that say how a run runs, not what it computes."""
+
+    seed: int = 0  # model init, training data, probes and evaluation all derive from it
+    threads: int = 0  # torch threads; 0 = torch's default (all cores)
+    device: str = "auto"  # 'auto' (CUDA, else MPS, else CPU), 'cpu', 'cuda', 'cuda:N', 'mps'
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        check_run_settings(self)
+
+
+def check_run_settings(cfg: Any) -> None:
+    """`seed` >= 0, `threads` >= 0 and a well-formed `device` (availability is checked before a run starts)."""
+    at_least(cfg, 0, "seed", "threads")
+    device = getattr(cfg, "device", "auto")
+    kind, _, index = device.partition(":")
+    if kind not in DEVICES or (index and not (kind == "cuda" and index.isdigit())):
+        invalid("device", f"must be one of {', '.join(DEVICES)} or cuda:N, got '{device}'")
 
 
 @dataclass

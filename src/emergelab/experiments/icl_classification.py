@@ -27,13 +27,12 @@ The three regimes of the issue (2,000 steps each, about 4-5 minutes on one busy 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from ..config import at_least, in_interval, invalid
 from ..devices import to_device
 from ..emergence.phase import detect_phase_change
 from ..interpret.heads import attention_patterns, query_mean_score
@@ -42,52 +41,13 @@ from ..report.icl_classification import render_icl_classification_report
 from ..runs.context import RunContext
 from ..runs.names import metric
 from ..runs.store import Run, RunStore
-from ..tasks.bursty import BurstyBatch, BurstyProbes, BurstyTask, BurstyTaskConfig, head_score_masks, make_probes
-from ..train.loop import TrainConfig
+from ..tasks.bursty import BurstyBatch, BurstyProbes, BurstyTask, head_score_masks, make_probes
 from . import kit
-from .base import TransformerShape
+from .configs.icl_classification import ICLClassificationConfig
 from .head_scores import head_grid_at, head_score_metrics, heads_rising
 
 SCORE_KINDS = ("previous_token", "induction")
 PROBES = ("icl_accuracy", "iwl_accuracy", "flip_follows_context", "flip_follows_weights")
-
-
-@dataclass
-class ICLAnalysisConfig:
-    probe_size: int = 512  # sequences per probe batch (telemetry); accuracy resolution ~ 1/512
-    eval_size: int = 2048  # fresh sequences per probe for the final numbers
-    probe_burstiness: int = 2  # context layout of the ICL and flip probes: N/B classes B times each
-    icl_target: float = 0.9  # bursty training must reach this ICL accuracy
-    min_drop_fraction: float = 0.5  # phase change: the ICL gap (see icl_gap) falls by >= this fraction ...
-    max_window_fraction: float = 0.5  # ... inside a window of at most this fraction of training
-    smooth_window: int = 3  # points in the moving average before detection
-    head_threshold: float = 0.5  # head score that counts as a formed previous-token / look-up head
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        at_least(self, 1, "probe_size", "eval_size", "probe_burstiness", "smooth_window")
-        in_interval(self, "(0, 1]", "icl_target", "min_drop_fraction", "max_window_fraction", "head_threshold")
-
-
-@dataclass
-class ICLClassificationConfig(kit.RunSettings):
-    task: BurstyTaskConfig = field(default_factory=BurstyTaskConfig)  # task.seed fixes the classes
-    # Reddy 2023's minimal network: two attention-only layers (previous-token pairing, then the look-up)
-    model: TransformerShape = field(default_factory=lambda: TransformerShape(
-        n_layers=2, d_model=64, n_heads=2, d_mlp=0, layernorm=False))
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        steps=2000, batch_size=128, lr=3e-3, weight_decay=0.0, warmup_steps=100, schedule="constant",
-        grad_clip=1.0, log_every=50, checkpoint_every=500))
-    analysis: ICLAnalysisConfig = field(default_factory=ICLAnalysisConfig)
-
-    def validate(self) -> None:
-        super().validate()
-        pb = self.analysis.probe_burstiness
-        if self.task.n_context % pb or self.task.n_context // pb > self.task.n_labels:
-            invalid("analysis.probe_burstiness", f"must divide task.n_context ({self.task.n_context}) into at "
-                    f"most task.n_labels ({self.task.n_labels}) classes")
 
 
 def make_model(cfg: ICLClassificationConfig, seed: int | None) -> VectorSequenceModel:
@@ -236,6 +196,5 @@ TINY = ("task.n_classes=64", "task.dim=15", "model.d_model=16", "train.steps=20"
 
 EXPERIMENT = kit.register(
     "icl-classification",
-    "bursty item-label sequences: in-context vs in-weights learning and the induction head (Reddy 2023)",
     ICLClassificationConfig, train_model, analyze, report_data=report_data, render=render_icl_classification_report,
     sweep_metrics=SWEEP_METRICS, tiny=TINY)

@@ -23,13 +23,11 @@ Example:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..config import at_least, invalid
 from ..errors import ConfigError
 from ..icl import kshot
 from ..models.hf import check_model_folder, context_length, load_hf_model, load_tokenizer
@@ -39,44 +37,12 @@ from ..runs.atomic import write_json_atomic, write_text_atomic
 from ..runs.context import RunContext
 from ..runs.names import metric
 from ..runs.store import Run, RunStore
-from .kit import Checks, FinishedRun, RunSettings, device_of, register
+from .configs.icl_eval import ICLEvalConfig
+from .kit import Checks, FinishedRun, device_of, register
 
 RANDOM = "random"  # the `model` value of the untrained control model
 CONSISTENCY_QUERIES = 8  # the spot check scores this many queries both ways
 CONSISTENCY_TOL = 1e-4  # cached vs full prompts on one device: float rounding only (1e-6 on a CPU)
-
-
-@dataclass
-class ICLEvalConfig(RunSettings):
-    """`seed` draws the weights of `model=random`; `seeds` draw the demonstrations and queries."""
-
-    model: str = ""  # a local Hugging Face causal LM folder (loaded offline), or 'random' (untrained control)
-    task: str = "sentiment"  # a built-in task (sentiment, continent, category) or a task YAML file
-    shots: list[int] = field(default_factory=lambda: [0, 1, 2, 4, 8, 16])  # demonstrations per prompt
-    conditions: list[str] = field(default_factory=lambda: ["gold"])  # gold, random, flipped, unrelated
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # each: its own demonstrations and queries
-    bos: str = "auto"  # auto: BOS only where the tokenizer adds one itself; always; never
-    cached: bool = True  # encode the demonstrations' shared prefix once (same log-probs, several times faster)
-    batch_size: int = 32  # query sequences per forward
-    n_boot: int = 1000  # bootstrap resamples of the 90% accuracy intervals
-
-    def validate(self) -> None:
-        super().validate()
-        for key, values in (("shots", self.shots), ("conditions", self.conditions), ("seeds", self.seeds)):
-            if not values:
-                invalid(key, "must list at least one value")
-            if len(set(values)) != len(values):
-                invalid(key, "values must be distinct")
-        if min(self.shots) < 0:
-            invalid("shots", "must be >= 0")
-        if min(self.seeds) < 0:
-            invalid("seeds", "must be >= 0")
-        bad = [c for c in self.conditions if c not in kshot.CONDITIONS]
-        if bad:
-            invalid("conditions", f"unknown condition '{bad[0]}' (choose from {', '.join(kshot.CONDITIONS)})")
-        if self.bos not in kshot.BOS_MODES:
-            invalid("bos", f"must be one of {', '.join(kshot.BOS_MODES)}, got '{self.bos}'")
-        at_least(self, 1, "batch_size", "n_boot")
 
 
 def score_key(cond: str, k: int, seed: int) -> str:
@@ -208,7 +174,6 @@ def report_data(store: RunStore, run: Run) -> dict[str, Any]:
 
 EXPERIMENT = register(
     "icl-eval",
-    "k-shot accuracy of a local causal LM on a classification task, by shots and demonstration labels",
     ICLEvalConfig, evaluate, analyze, report_data=report_data, render=render_icl_eval_report, check=check,
     sweep_metrics=("at_max_shots.accuracy", "at_max_shots.calibrated_accuracy", "gain"),
     tiny=("model=random", "shots=[0,2]", "conditions=[gold,flipped]", "seeds=[0]", "n_boot=100"))

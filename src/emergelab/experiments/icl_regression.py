@@ -18,12 +18,11 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from typing import Any
 
 import torch
 
-from ..config import at_least, positive
 from ..devices import to_device
 from ..icl.baselines import (
     DMMSE,
@@ -41,47 +40,13 @@ from ..report.icl_regression import render_icl_regression_report
 from ..runs.context import RunContext
 from ..runs.names import metric
 from ..runs.store import Run, RunStore
-from ..tasks.regression import CurriculumConfig, RegressionBatch, RegressionTask, RegressionTaskConfig, to_sequence
-from ..train.loop import TrainConfig
+from ..tasks.regression import RegressionBatch, RegressionTask, to_sequence
 from . import kit
-from .base import TransformerShape
+from .configs.icl_regression import ICLRegressionConfig
 
 MAX_ABOVE_LS = 0.05  # targets (issue 4): within 0.05 of least squares for k < d,
 MAX_ERR_AT_2D = 0.03  # <= 0.03 at k = 2d,
 MAX_FRACTION_OF_NAIVE = 0.5  # at most half of 3-NN's and averaging's error for every k >= 2
-
-
-@dataclass
-class ICLAnalysisConfig:
-    eval_size: int = 1280  # fresh prompts for the final error-by-k curves
-    probe_size: int = 256  # fixed prompts for the telemetry over training
-    n_boot: int = 1000  # bootstrap resamples for the 90% intervals
-    lasso_alpha: float = 0.01  # L1 strength of the Lasso baseline (function='sparse')
-    nn_steps: int = 100  # Adam steps of the 2-layer ReLU network baseline per prompt (function='relu'; Garg et al.)
-    nn_lr: float = 5e-3
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        at_least(self, 1, "eval_size", "probe_size", "n_boot", "nn_steps")
-        positive(self, "lasso_alpha", "nn_lr")
-
-
-@dataclass
-class ICLRegressionConfig(kit.RunSettings):
-    task: RegressionTaskConfig = field(default_factory=RegressionTaskConfig)
-    # pre-LN blocks train stably on real-valued inputs; at d = 5, 3 x 64 (d_mlp 128) stays ~0.07 above least
-    # squares at k = d - 1, 4 x 64 (d_mlp 256) within 0.03
-    model: TransformerShape = field(default_factory=lambda: TransformerShape(
-        n_layers=4, d_model=64, n_heads=4, d_mlp=256, layernorm=True))
-    # steps: 8000 left k = 2d at ~0.05 (target 0.03), 12000 reaches ~0.01; no weight decay: a fresh function
-    # every step leaves nothing to overfit; the cosine decay to 0.1 lr polishes the error at large k
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        steps=12000, batch_size=64, lr=1.5e-3, weight_decay=0.0, warmup_steps=200, schedule="cosine",
-        log_every=250, checkpoint_every=1000))
-    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
-    analysis: ICLAnalysisConfig = field(default_factory=ICLAnalysisConfig)
 
 
 def make_model(cfg: ICLRegressionConfig, seed: int | None) -> VectorSequenceModel:
@@ -247,6 +212,5 @@ TINY = ("task.d=2", "model.n_layers=1", "model.d_model=16", "model.n_heads=2", "
 
 EXPERIMENT = kit.register(
     "icl-regression",
-    "transformer learns linear regression in context: error by k vs least squares, ridge, 3-NN (Garg 2022)",
     ICLRegressionConfig, train_model, analyze, report_data=report_data, render=render_icl_regression_report,
     sweep_metrics=SWEEP_METRICS, tiny=TINY)

@@ -16,10 +16,8 @@ Results: "summary" (what summary.json holds) and "example/{label}" (attention on
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import at_least, in_interval, invalid
 from ..emergence.phase import detect_phase_change
 from ..interpret.induction_probe import LOSS_KEYS, ablation_control, ablation_effects, example_attention, measure
 from ..models.transformer import Transformer, TransformerConfig
@@ -27,79 +25,18 @@ from ..report.induction import render_induction_report
 from ..runs.context import RunContext
 from ..runs.names import head_name, metric
 from ..runs.store import Run, RunStore
-from ..tasks.induction import InductionBatch, InductionTask, InductionTaskConfig
-from ..train.loop import TrainConfig
+from ..tasks.induction import InductionBatch, InductionTask
 from . import kit
+from .configs.induction import InductionAnalysisConfig, InductionConfig
 from .head_scores import head_grid_at, head_score_metrics, heads_rising, named_heads
 
 
-@dataclass
-class InductionModelConfig:
-    depths: list[int] = field(default_factory=lambda: [2, 1])  # one model per depth; summary keys "2L", "1L"
-    d_model: int = 48
-    n_heads: int = 4  # must divide d_model
-    d_mlp: int = 0  # 0 = attention-only, the setting where induction heads are cleanest
-    layernorm: bool = False
-    tie_embeddings: bool = False
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        if not self.depths:
-            invalid("depths", "must list at least one depth")
-        if any(d < 1 for d in self.depths):
-            invalid("depths", "every depth must be >= 1")
-        if len(set(self.depths)) != len(self.depths):
-            invalid("depths", "depths must be distinct")
-        at_least(self, 1, "d_model", "n_heads")
-        if self.d_model % self.n_heads:
-            invalid("n_heads", f"must divide d_model ({self.d_model})")
-        at_least(self, 0, "d_mlp")
-
-
-@dataclass
-class InductionAnalysisConfig:
-    probe_size: int = 128  # fixed probe batch for telemetry
-    eval_size: int = 512  # fresh batch for the final evaluation and ablations
-    icl_early: int = 4  # ICL score = loss at target position icl_late - loss at icl_early
-    icl_late: int = 56
-    induction_threshold: float = 0.3  # prefix-matching score that names an induction head
-    previous_token_threshold: float = 0.4  # previous-token score that names a previous-token head
-    min_drop_fraction: float = 0.5  # phase change: repeated-token loss falls by >= this fraction
-    max_window_fraction: float = 0.5  # ... inside a window of at most this fraction of training
-    smooth_window: int = 3  # points in the moving average before detection
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        at_least(self, 1, "probe_size", "eval_size", "smooth_window")
-        if not 0 <= self.icl_early < self.icl_late:
-            invalid("icl_late", f"must be > icl_early ({self.icl_early}) >= 0")
-        in_interval(self, "(0, 1]", "induction_threshold", "previous_token_threshold", "min_drop_fraction",
-                    "max_window_fraction")
-
-
-@dataclass
-class InductionConfig(kit.RunSettings):
-    task: InductionTaskConfig = field(default_factory=InductionTaskConfig)
-    model: InductionModelConfig = field(default_factory=InductionModelConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        steps=2000, batch_size=64, lr=3e-3, weight_decay=0.01, warmup_steps=100, schedule="constant",
-        grad_clip=1.0, log_every=50, checkpoint_every=250))
-    analysis: InductionAnalysisConfig = field(default_factory=InductionAnalysisConfig)
-
-    def validate(self) -> None:
-        super().validate()
-        if self.analysis.icl_late >= self.task.seq_len - 1:
-            invalid("analysis.icl_late", f"must be < task.seq_len - 1 ({self.task.seq_len - 1})")
-
-    def transformer(self, depth: int) -> TransformerConfig:
-        m = self.model
-        return TransformerConfig(n_layers=depth, d_model=m.d_model, n_heads=m.n_heads, d_mlp=m.d_mlp,
-                                 n_ctx=self.task.seq_len, d_vocab=self.task.d_vocab, layernorm=m.layernorm,
-                                 tie_embeddings=m.tie_embeddings)
+def transformer_config(cfg: InductionConfig, depth: int) -> TransformerConfig:
+    """The `Transformer` of one depth: the model section's shape on the task's context and vocabulary."""
+    m = cfg.model
+    return TransformerConfig(n_layers=depth, d_model=m.d_model, n_heads=m.n_heads, d_mlp=m.d_mlp,
+                             n_ctx=cfg.task.seq_len, d_vocab=cfg.task.d_vocab, layernorm=m.layernorm,
+                             tie_embeddings=m.tie_embeddings)
 
 
 def label_of(depth: int) -> str:
@@ -119,7 +56,7 @@ def train_models(cfg: InductionConfig, ctx: RunContext, resume: bool = False) ->
     probe = task.sample(cfg.analysis.probe_size, kit.generator(kit.probe_seed(cfg.seed)))
     for depth in cfg.model.depths:
         label = label_of(depth)
-        model = Transformer(cfg.transformer(depth), seed=cfg.seed + depth)
+        model = Transformer(transformer_config(cfg, depth), seed=cfg.seed + depth)
         telemetry = kit.ProbeCallback(ctx, lambda s: probe_metrics(s.model, probe, cfg.analysis), prefix=label)
         kit.train_timed(ctx, model, lambda m, b: m.loss(b.tokens),
                         lambda step, g: task.sample(cfg.train.batch_size, g), cfg.train, seed=cfg.seed + depth,
@@ -143,8 +80,8 @@ def analyze_model(view: kit.FinishedRun, depth: int) -> tuple[dict, dict]:
     rose = heads_rising(metrics, ("prefix_matching", "previous_token"), n_layers, n_heads, phase["start_step"],
                         phase["end_step"], prefix=label) if phase["detected"] else []
 
-    model = kit.final_checkpoint(view.run, Transformer(cfg.transformer(depth), seed=None), cfg.train.steps, label,
-                             device=cfg.device)
+    model = kit.final_checkpoint(view.run, Transformer(transformer_config(cfg, depth), seed=None), cfg.train.steps,
+                                 label, device=cfg.device)
     task = InductionTask(cfg.task)
     batch = task.sample(a.eval_size, kit.generator(kit.eval_seed(cfg.seed)))
     ablated = [(h["layer"], h["head"]) for h in induction_heads]
@@ -235,6 +172,5 @@ TINY = ("model.d_model=16", "model.n_heads=2", "task.vocab_size=16", "task.seq_l
 
 EXPERIMENT = kit.register(
     "induction",
-    "2-layer vs 1-layer attention-only transformers: induction heads form in a phase change (Olsson 2022)",
     InductionConfig, train_models, analyze, report_data=report_data, render=render_induction_report,
     sweep_metrics=SWEEP_METRICS, tiny=TINY)

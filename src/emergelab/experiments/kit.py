@@ -1,7 +1,6 @@
 """The kit every experiment is built from, so an experiment module holds only its config, how it builds
 task and model, its train call, its analysis and its checks.
 
-    RunSettings        the keys every experiment config has: seed, threads, device
     probe_seed/eval_seed   one seed-offset convention: probe and eval data never coincide with training
     ProbeCallback      streams named metrics measured on a fixed probe batch to the store, every log step
     train_timed        one model's training with a progress bar, its wall time and a 'trained' marker
@@ -13,7 +12,7 @@ task and model, its train call, its analysis and its checks.
 
 Example (the skeleton of an experiment module):
     >>> @dataclass
-    ... class MyConfig(RunSettings):
+    ... class MyConfig(RunSettings):  # in experiments/configs/my_exp.py, declared in experiments/__init__.py
     ...     train: TrainConfig = field(default_factory=TrainConfig)
     >>> def train_model(cfg, ctx, resume):
     ...     probe = task.sample(256, generator(probe_seed(cfg.seed)))
@@ -26,7 +25,7 @@ Example (the skeleton of an experiment module):
     ...     return {"loss": loss, "checks": checks.rows}
     >>> def report_data(store, run):
     ...     return FinishedRun(store, run, MyConfig).report_data()  # + what the report shows beyond the summary
-    >>> register("my-exp", "what it shows", MyConfig, train_model, analyze, report_data=report_data,
+    >>> register("my-exp", MyConfig, train_model, analyze, report_data=report_data,
     ...          render=render_my_report, sweep_metrics=("loss",), tiny=("train.steps=20",))
 """
 
@@ -34,12 +33,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from ..config import at_least, from_dict, invalid
+from ..config import from_dict
 from ..devices import resolve_device
 from ..errors import StoreError
 from ..registry import experiments
@@ -52,7 +50,6 @@ from .base import Experiment
 
 PROBE_SEED_OFFSET = 1_000_003  # probe data (telemetry over training) never coincide with a training batch
 EVAL_SEED_OFFSET = 2_000_003  # nor do the fresh batches of the final evaluation
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def probe_seed(seed: int, k: int = 0) -> int:
@@ -68,31 +65,6 @@ def eval_seed(seed: int, k: int = 0) -> int:
 def generator(seed: int) -> torch.Generator:
     """A CPU generator seeded with `seed`: data are drawn on the CPU, so numbers never depend on the device."""
     return torch.Generator().manual_seed(seed)
-
-
-# --- config ---------------------------------------------------------------------------------------
-@dataclass
-class RunSettings:
-    """Base of every experiment config: the keys that say how a run runs, not what it computes."""
-
-    seed: int = 0  # model init, training data, probes and evaluation all derive from it
-    threads: int = 0  # torch threads; 0 = torch's default (all cores)
-    device: str = "auto"  # 'auto' (CUDA, else MPS, else CPU), 'cpu', 'cuda', 'cuda:N', 'mps'
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        check_run_settings(self)
-
-
-def check_run_settings(cfg: Any) -> None:
-    """`seed` >= 0, `threads` >= 0 and a well-formed `device` (availability is checked before a run starts)."""
-    at_least(cfg, 0, "seed", "threads")
-    device = getattr(cfg, "device", "auto")
-    kind, _, index = device.partition(":")
-    if kind not in DEVICES or (index and not (kind == "cuda" and index.isdigit())):
-        invalid("device", f"must be one of {', '.join(DEVICES)} or cuda:N, got '{device}'")
 
 
 def device_of(cfg: Any) -> torch.device:
@@ -243,11 +215,12 @@ class FinishedRun:
                 "checks": summary.get("checks", []), **extra}
 
 
-def register(name: str, description: str, config_cls: type, train: Callable, analyze: Callable, *,
+def register(name: str, config_cls: type, train: Callable, analyze: Callable, *,
              report_data: Callable[[RunStore, Run], dict[str, Any]], render: Callable[[dict[str, Any]], str],
              check: Callable[[Any], None] | None = None, sweep_metrics: Sequence[str] = (),
              tiny: Sequence[str] = ()) -> Experiment:
-    """Register experiment `name`. Its report is `render(report_data(store, run))`: `report_data` reads what
+    """Register the implementation of experiment `name`, declared (with its description and config class) in
+    `emergelab.experiments`. Its report is `render(report_data(store, run))`: `report_data` reads what
     the report shows from the store (usually `FinishedRun.report_data(...)`), `render` is the report module's
     page function, which only formats. Before a run exists the runner calls `check(cfg)`: here the device the
     config asks for is checked first (a 'cuda' run on a machine without CUDA creates nothing).
@@ -261,6 +234,9 @@ def register(name: str, description: str, config_cls: type, train: Callable, ana
     def report(store: RunStore, run: Run) -> str:
         return render(report_data(store, run))
 
+    declared = experiments.entry(name).info.get("config_cls")
+    if declared is not config_cls:
+        raise RuntimeError(f"experiment '{name}' is declared with config {declared}, registered with {config_cls}")
     exp = Experiment(name, config_cls, train, analyze, report, check=preflight, sweep_metrics=tuple(sweep_metrics),
                      tiny=tuple(tiny))
-    return experiments.register(name, description)(exp)
+    return experiments.register(name)(exp)

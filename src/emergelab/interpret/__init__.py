@@ -1,7 +1,12 @@
-"""Interpretability: head detectors, ablation and (later) lenses, patching and attribution."""
+"""Interpretability: head detectors, ablation and (later) lenses, patching and attribution.
+Names load on first use (`emergelab.lazy`)."""
 
-from .ablation import zero_ablate
-from .heads import detection_patterns, head_scores, mul_score, prefix_matching_pattern, stack_patterns
+from ..lazy import lazy_exports
 
-__all__ = ["detection_patterns", "head_scores", "mul_score", "prefix_matching_pattern", "stack_patterns",
-           "zero_ablate"]
+_EXPORTS = {
+    "zero_ablate": ".ablation",
+    **dict.fromkeys(["detection_patterns", "head_scores", "mul_score", "prefix_matching_pattern", "stack_patterns"],
+                    ".heads"),
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -1,11 +1,15 @@
-"""The model zoo: one file per family, each registered in `emergelab.registry.models`."""
+"""The model zoo: one file per family, each registered in `emergelab.registry.models` when its module is
+imported. Names load on first use (`emergelab.lazy`)."""
 
-from .attention_pool import AttentionPooling
-from .sequence import VectorSequenceModel
-from .som import SOM
-from .som_attention import SOMAttentionNet
-from .text_classifier import AttentionTextClassifier
-from .transformer import Transformer, TransformerConfig
+from ..lazy import lazy_exports
 
-__all__ = ["SOM", "AttentionPooling", "AttentionTextClassifier", "SOMAttentionNet",
-           "Transformer", "TransformerConfig", "VectorSequenceModel"]
+_EXPORTS = {
+    "AttentionPooling": ".attention_pool",
+    "VectorSequenceModel": ".sequence",
+    "SOM": ".som",
+    "SOMAttentionNet": ".som_attention",
+    "AttentionTextClassifier": ".text_classifier",
+    **dict.fromkeys(["Transformer", "TransformerConfig"], ".transformer"),
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -14,17 +14,13 @@ Example:
     ('6.39e-04', '1,300', '—')
 """
 
-from emergelab.report.figures import fig_to_data_uri
-from emergelab.report.format import fmt
-from emergelab.report.html import Section, json_for_script, render_fragment, render_page
-from emergelab.report.induction import render_induction_report
+from ..lazy import lazy_exports
 
-__all__ = [
-    "Section",
-    "fig_to_data_uri",
-    "fmt",
-    "json_for_script",
-    "render_fragment",
-    "render_induction_report",
-    "render_page",
-]
+_EXPORTS = {
+    "fig_to_data_uri": ".figures",
+    "fmt": ".format",
+    **dict.fromkeys(["Section", "json_for_script", "render_fragment", "render_page"], ".html"),
+    "render_induction_report": ".induction",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -22,8 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from .. import runner
 from ..config import from_dict
 from ..errors import EmergelabError
@@ -46,6 +44,8 @@ def run_point(experiment: str, task: Task, store: str | Path, threads: int = 0, 
     its run completed. Never raises for a run that fails (the run is marked failed in the store);
     KeyboardInterrupt propagates (the run is marked interrupted, and stays resumable)."""
     if threads:
+        import torch  # the process computes from here on (the `emergelab` command itself never imports torch)
+
         torch.set_num_threads(threads)  # an experiment's own nonzero `threads` setting still wins
     try:
         if task.resume:

@@ -40,42 +40,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import at_least, in_interval, invalid
 from ..registry import tasks
-
-
-@dataclass
-class BurstyTaskConfig:
-    dim: int = 63  # D, the item / label vector dimension (Reddy 2023)
-    n_classes: int = 2048  # K; many classes make memorising slow, so ICL wins (256 here: IWL wins)
-    n_labels: int = 32  # L; chance accuracy is 1/L
-    n_context: int = 8  # N item-label pairs before the query
-    burstiness: int = 4  # B copies of each context class (query's class included); 0 = no copies
-    zipf_alpha: float = 0.0  # class frequency ~ rank^-alpha; 0 = uniform
-    within_class_noise: float = 0.1  # epsilon; items scatter around their class mean
-    p_novel: float = 0.0  # fraction of training sequences from fresh classes with random labels
-    p_bursty: float = 1.0  # fraction of training sequences that are bursty (others use B = 0)
-    seed: int = 0  # class means, label vectors and the class -> label map
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        at_least(self, 1, "dim", "n_context")
-        at_least(self, 2, "n_labels")
-        if self.burstiness < 0 or (self.burstiness and self.n_context % self.burstiness):
-            invalid("burstiness", f"must be 0 or divide n_context ({self.n_context})")
-        if self.n_classes < max(2, self.n_context + 1):
-            invalid("n_classes", f"must be >= n_context + 1 ({self.n_context + 1})")
-        if self.burstiness and self.n_context // self.burstiness > self.n_labels:
-            invalid("burstiness", f"n_context / burstiness classes need as many distinct labels (<= {self.n_labels})")
-        at_least(self, 0, "zipf_alpha", "within_class_noise")
-        in_interval(self, "[0, 1]", "p_novel", "p_bursty")
-        at_least(self, 0, "seed")
-
-    @property
-    def seq_len(self) -> int:
-        return 2 * self.n_context + 1
+from .configs import BurstyTaskConfig
 
 
 @dataclass

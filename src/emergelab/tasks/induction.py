@@ -23,38 +23,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import at_least, invalid
 from ..registry import tasks
+from .configs import InductionTaskConfig
 
 BOS = 0
-
-
-@dataclass
-class InductionTaskConfig:
-    vocab_size: int = 128  # random tokens; chance loss is ln(vocab_size) ~ 4.85 nats at 128
-    seq_len: int = 64  # tokens per sequence, BOS included
-    segment_min: int = 6  # shortest repeated segment
-    segment_max: int = 16  # longest repeated segment
-    n_repeats: int = 3  # copies of the segment (>= 2)
-    prefix_min: int = 0  # fewest random tokens before the first copy
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        at_least(self, 2, "vocab_size", "segment_min")
-        if self.segment_max < self.segment_min:
-            invalid("segment_max", f"must be >= segment_min ({self.segment_min})")
-        if self.n_repeats < 2:
-            invalid("n_repeats", "must be >= 2 (one copy repeats nothing)")
-        at_least(self, 0, "prefix_min")
-        need = 1 + self.prefix_min + self.n_repeats * self.segment_max
-        if self.seq_len < need:
-            invalid("seq_len", f"must be >= 1 + prefix_min + n_repeats * segment_max = {need}")
-
-    @property
-    def d_vocab(self) -> int:
-        return self.vocab_size + 1
 
 
 @dataclass

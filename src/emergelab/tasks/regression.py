@@ -23,76 +23,11 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
-from ..config import at_least, invalid
 from ..registry import tasks
-
-
-@dataclass
-class RegressionTaskConfig:
-    d: int = 5  # input dimension
-    n_points: int = 0  # examples per prompt, the last one the query; 0 = 2d + 1 (reaches k = 2d)
-    function: Literal["linear", "sparse", "relu"] = "linear"
-    sparsity: int = 2  # nonzero coordinates of w (function='sparse')
-    hidden: int = 100  # hidden units of the random ReLU net (function='relu'; Garg et al. use 100)
-    noise_std: float = 0.0  # Gaussian noise on y; ridge with alpha = noise_std^2 is then Bayes-optimal
-    pool_size: int = 0  # M tasks to pretrain on (Raventós et al.); 0 = a fresh function every prompt
-    pool_seed: int = 12345  # draws the pool; fixed so the pool is part of the task, not of the run's seed
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    @property
-    def n(self) -> int:
-        """Points per prompt (n_points resolved)."""
-        return self.n_points or 2 * self.d + 1
-
-    def validate(self) -> None:
-        at_least(self, 1, "d")
-        if self.n_points < 0:
-            invalid("n_points", "must be >= 1 (or 0 for 2d + 1)")
-        if self.function == "sparse" and not 1 <= self.sparsity <= self.d:
-            invalid("sparsity", f"must be in [1, d={self.d}]")
-        at_least(self, 1, "hidden")
-        at_least(self, 0, "noise_std")
-        if self.pool_size < 0:
-            invalid("pool_size", "must be >= 0 (0 = infinite task diversity)")
-        if self.pool_size and self.function == "relu":
-            invalid("pool_size", "a finite task pool needs function 'linear' or 'sparse'")
-
-
-@dataclass
-class CurriculumConfig:
-    """Garg et al.'s curriculum: start with few active dimensions and short prompts, grow both every
-    `interval` steps until the task's d and n are reached. Off by default (d = 5 trains without it).
-
-    Example:
-        >>> CurriculumConfig(enabled=True, d_start=2, n_start=5, interval=100).at(250, d=5, n=11)
-        (4, 9)
-    """
-
-    enabled: bool = False
-    d_start: int = 2  # active input coordinates at step 0 (the rest of x is 0)
-    n_start: int = 5  # points per prompt at step 0
-    d_step: int = 1  # added every interval
-    n_step: int = 2
-    interval: int = 500  # steps between increments
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        at_least(self, 1, "d_start", "n_start", "d_step", "n_step", "interval")
-
-    def at(self, step: int, d: int, n: int) -> tuple[int, int]:
-        """(active dimensions, points per prompt) at `step`."""
-        if not self.enabled:
-            return d, n
-        stage = step // self.interval
-        return min(d, self.d_start + stage * self.d_step), min(n, self.n_start + stage * self.n_step)
+from .configs import RegressionTaskConfig
 
 
 @dataclass

@@ -1,0 +1,45 @@
+"""The config of the `icl-eval` experiment: every key `emergelab config icl-eval` prints and
+`--set` takes. Torch-free, so `emergelab config` and `emergelab list` start fast; `experiments/icl_eval.py`
+runs it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...config import at_least, invalid
+from ...icl.prompts import BOS_MODES
+from ...icl.task import CONDITIONS
+from ..base import RunSettings
+
+
+@dataclass
+class ICLEvalConfig(RunSettings):
+    """`seed` draws the weights of `model=random`; `seeds` draw the demonstrations and queries."""
+
+    model: str = ""  # a local Hugging Face causal LM folder (loaded offline), or 'random' (untrained control)
+    task: str = "sentiment"  # a built-in task (sentiment, continent, category) or a task YAML file
+    shots: list[int] = field(default_factory=lambda: [0, 1, 2, 4, 8, 16])  # demonstrations per prompt
+    conditions: list[str] = field(default_factory=lambda: ["gold"])  # gold, random, flipped, unrelated
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # each: its own demonstrations and queries
+    bos: str = "auto"  # auto: BOS only where the tokenizer adds one itself; always; never
+    cached: bool = True  # encode the demonstrations' shared prefix once (same log-probs, several times faster)
+    batch_size: int = 32  # query sequences per forward
+    n_boot: int = 1000  # bootstrap resamples of the 90% accuracy intervals
+
+    def validate(self) -> None:
+        super().validate()
+        for key, values in (("shots", self.shots), ("conditions", self.conditions), ("seeds", self.seeds)):
+            if not values:
+                invalid(key, "must list at least one value")
+            if len(set(values)) != len(values):
+                invalid(key, "values must be distinct")
+        if min(self.shots) < 0:
+            invalid("shots", "must be >= 0")
+        if min(self.seeds) < 0:
+            invalid("seeds", "must be >= 0")
+        bad = [c for c in self.conditions if c not in CONDITIONS]
+        if bad:
+            invalid("conditions", f"unknown condition '{bad[0]}' (choose from {', '.join(CONDITIONS)})")
+        if self.bos not in BOS_MODES:
+            invalid("bos", f"must be one of {', '.join(BOS_MODES)}, got '{self.bos}'")
+        at_least(self, 1, "batch_size", "n_boot")

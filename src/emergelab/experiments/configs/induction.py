@@ -1,0 +1,75 @@
+"""The config of the `induction` experiment: every key `emergelab config induction` prints and
+`--set` takes. Torch-free, so `emergelab config` and `emergelab list` start fast; `experiments/induction.py`
+runs it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...config import at_least, in_interval, invalid
+from ...tasks.configs import InductionTaskConfig
+from ...train.config import TrainConfig
+from ..base import RunSettings
+
+
+@dataclass
+class InductionModelConfig:
+    depths: list[int] = field(default_factory=lambda: [2, 1])  # one model per depth; summary keys "2L", "1L"
+    d_model: int = 48
+    n_heads: int = 4  # must divide d_model
+    d_mlp: int = 0  # 0 = attention-only, the setting where induction heads are cleanest
+    layernorm: bool = False
+    tie_embeddings: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if not self.depths:
+            invalid("depths", "must list at least one depth")
+        if any(d < 1 for d in self.depths):
+            invalid("depths", "every depth must be >= 1")
+        if len(set(self.depths)) != len(self.depths):
+            invalid("depths", "depths must be distinct")
+        at_least(self, 1, "d_model", "n_heads")
+        if self.d_model % self.n_heads:
+            invalid("n_heads", f"must divide d_model ({self.d_model})")
+        at_least(self, 0, "d_mlp")
+
+
+@dataclass
+class InductionAnalysisConfig:
+    probe_size: int = 128  # fixed probe batch for telemetry
+    eval_size: int = 512  # fresh batch for the final evaluation and ablations
+    icl_early: int = 4  # ICL score = loss at target position icl_late - loss at icl_early
+    icl_late: int = 56
+    induction_threshold: float = 0.3  # prefix-matching score that names an induction head
+    previous_token_threshold: float = 0.4  # previous-token score that names a previous-token head
+    min_drop_fraction: float = 0.5  # phase change: repeated-token loss falls by >= this fraction
+    max_window_fraction: float = 0.5  # ... inside a window of at most this fraction of training
+    smooth_window: int = 3  # points in the moving average before detection
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        at_least(self, 1, "probe_size", "eval_size", "smooth_window")
+        if not 0 <= self.icl_early < self.icl_late:
+            invalid("icl_late", f"must be > icl_early ({self.icl_early}) >= 0")
+        in_interval(self, "(0, 1]", "induction_threshold", "previous_token_threshold", "min_drop_fraction",
+                    "max_window_fraction")
+
+
+@dataclass
+class InductionConfig(RunSettings):
+    task: InductionTaskConfig = field(default_factory=InductionTaskConfig)
+    model: InductionModelConfig = field(default_factory=InductionModelConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=2000, batch_size=64, lr=3e-3, weight_decay=0.01, warmup_steps=100, schedule="constant",
+        grad_clip=1.0, log_every=50, checkpoint_every=250))
+    analysis: InductionAnalysisConfig = field(default_factory=InductionAnalysisConfig)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.analysis.icl_late >= self.task.seq_len - 1:
+            invalid("analysis.icl_late", f"must be < task.seq_len - 1 ({self.task.seq_len - 1})")
