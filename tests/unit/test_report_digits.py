@@ -188,3 +188,40 @@ def test_empty_data_renders_placeholders():
     assert all(f'<section id="{sid}"' in out for sid in SECTION_IDS)
     assert "No checks were recorded for this run." in out
     assert "No correctly classified examples were recorded." in out
+
+
+def test_explanations_state_the_share_of_the_attention_the_shown_prototypes_hold(data, page):
+    """The card words its claim by the weights it shows: the top units' weights add up to their share of the
+    image's attention (weights over all K units sum to 1); only a share >= 50% is called most of it."""
+    samples = data["explain"]["samples"]
+    n_units = len(data["explain"]["prototypes"])
+    why = page[page.find('<section id="why"') : page.find('<section id="importance"')]
+    shares = [sum(u["weight"] for u in s["top_units"]) for s in samples]
+    assert any(v < 0.5 for v in shares) and any(v >= 0.5 for v in shares)  # the fixture holds both cases
+    cards = re.split(r'<div class="dg-card(?: dg-wrong)?">', why)[1:]
+    by_index = {int(re.search(r"test #(\d+)", c).group(1)): c for c in cards}
+    for s, share in zip(samples, shares, strict=True):
+        card = by_index[s["index"]]
+        assert f'<strong class="dg-share">{round(100 * share)}%</strong> of this' in card
+        assert f"(uniform: {round(100 * 5 / n_units)}%)" in card
+        assert ("most of the attention" in card) is (share >= 0.5)
+    lo, hi = min(shares), max(shares)
+    assert f"carry {round(100 * lo)}% to {round(100 * hi)}% of the attention" in why
+    assert f"on {sum(v >= 0.5 for v in shares)} of {len(shares)} they hold at least 50%" in why
+    assert "The decision rests on these prototypes" not in page
+    # per class: the five mean weights together
+    part = page[page.find('<section id="importance"') : page.find('<section id="confusion"')]
+    share0 = sum(u["weight"] for u in data["explain"]["class_top_units"][0])
+    assert f"{round(100 * share0)}%" in part.split("<tr>")[2]
+
+
+def test_a_small_share_is_not_called_decisive(data):
+    d = copy.deepcopy(data)
+    d["explain"] = {"samples": [dict(d["explain"]["samples"][0], top_units=[
+        {"unit": u, "weight": w} for u, w in zip(range(5), (0.14, 0.09, 0.07, 0.05, 0.03), strict=True)])],
+        "prototypes": d["explain"]["prototypes"], "classes": d["explain"]["classes"], "image_shape": [8, 8],
+        "som_shape": [10, 10]}
+    why = render_digits_report(d).split('<section id="why"')[1].split('<section id="importance"')[0]
+    assert '<strong class="dg-share">38%</strong>' in why and "most of the attention</span>" not in why
+    assert "the rest is spread over the other units" in why
+    assert "carry 38% of the attention on the one explained image; on 0 of 1" in why

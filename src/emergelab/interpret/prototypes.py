@@ -1,9 +1,11 @@
 """Explanations of a prototype-attention classifier (`models.som_attention.SOMAttentionNet`).
 
-Each map unit is a prototype image; the attention weights over units say which prototypes a decision
-used. From the model's outputs on a test set this builds what the digits report shows: per-image
-explanations (the five most attended units), the mean attention per class, the confusion matrix, the SOM's
-maps, and 2-D views (PCA, t-SNE) of three stages with their silhouette scores by true class.
+Each map unit is a prototype image; an image's attention weights over the K units sum to 1 and say how
+much of the pooled vector the classifier reads comes from each prototype, so the weights of the listed units
+add up to their share of the attention (a decision "rests on" a few prototypes only when that share is
+large). From the model's outputs on a test set this builds what the digits report shows: per-image
+explanations (the five most attended units and their weights), the mean attention per class, the confusion
+matrix, the SOM's maps, and 2-D views (PCA, t-SNE) of three stages with their silhouette scores by true class.
 
 Example:
     >>> out = net.explain(torch.from_numpy(split.X_test))
@@ -57,7 +59,7 @@ def explain_prototypes(out: Any, net: Any, som: Any, split: Any, *, classes: lis
     proba = np.exp(logits - logits.max(1, keepdims=True))
     proba /= proba.sum(1, keepdims=True)
     y, pred = split.y_test, proba.argmax(1)
-    weight = alpha.mean(1)  # (n, K): attention per unit, averaged over queries
+    weight = alpha.mean(1)  # (n, K): attention per unit, averaged over queries; each row sums to 1
     samples = []
     correct, wrong = np.flatnonzero(pred == y)[:n_correct], np.flatnonzero(pred != y)
     for i in [*correct, *wrong]:

@@ -1,11 +1,12 @@
 """Self-contained HTML report for the ``digits`` experiment (SOM -> RBF -> attention -> softmax).
 
-The source text's pipeline on handwritten digits, made interpretable. Sections, in order: headline metrics
-(mean ± std over split seeds) against three baselines, the >90 % claim and the checks; the SOM (U-matrix,
-class hit maps, QE/TE); the prototypes as a map-shaped mosaic before and after fine-tuning; PCA / t-SNE
-views of the input, RBF layer and pooled vector; per-sample explanations (input, probabilities, the five
-most-attended units as prototype images), misclassified samples apart; the most important prototypes per
-class; the confusion matrix and the per-split table; config and provenance.
+The pipeline of the original (Chinese) description this project is based on, on handwritten digits, made
+interpretable. Sections, in order: headline metrics (mean ± std over split seeds) against three baselines, that
+description's >90 % accuracy claim and the checks; the SOM (U-matrix, class hit maps, QE/TE); the prototypes as
+a map-shaped mosaic before and after fine-tuning; PCA / t-SNE views of the input, RBF layer and pooled vector;
+per-sample explanations (input, probabilities, the five most-attended units as prototype images and the share
+of the attention they hold), misclassified samples apart; the most important prototypes per class; the
+confusion matrix and the per-split table; config and provenance.
 
 The report only formats: every number comes from the run's summary and its stored explanation block
 (`experiments.digits.analyze`), figures from `report.digits_figures`. Unit ``k`` sits at map row
@@ -33,11 +34,12 @@ __all__ = ["render_digits_report"]
 
 TITLE = "Handwritten digits: SOM → RBF → attention, made interpretable"
 SUBTITLE = (
-    "The source text's classifier: a self-organising map learns prototypes, an RBF layer measures how close "
-    "an image is to each prototype, attention pools the prototypes and a softmax decides. Every decision "
-    "can be traced back to the prototype images it attended to."
+    "The interpretable classifier of the original description this project is based on: a self-organising map "
+    "learns prototypes, an RBF layer measures how close an image is to each prototype, attention pools the "
+    "prototypes and a softmax decides. Every decision can be traced back to the prototype images it attended "
+    "to, with the share of the attention each one got."
 )
-CLAIM_ACCURACY = 0.90  # the source text claims "over 90 %" test accuracy
+CLAIM_ACCURACY = 0.90  # the original description claims "over 90 %" test accuracy for this pipeline
 METRICS = (
     ("test_accuracy", "accuracy"),
     ("macro_recall", "macro recall"),
@@ -50,6 +52,10 @@ BASELINES = {
     "rbf_network": "plain RBF network",
 }
 MODEL_LABEL = "SOM → RBF → attention (ours)"
+# An image's attention weights over the K map units sum to 1, so the listed units' weights add up to their
+# share of the attention. Only a share of at least this is called "most of the attention"; below it the
+# pooled evidence is spread over many prototypes and the listed ones are only its largest parts.
+MOST_SHARE = 0.5
 MAX_PROB_ROWS = 12  # more classes than this: show only the top ones plus the true class
 
 
@@ -138,6 +144,31 @@ def _unit_view(u: Mapping[str, Any], px: DF.Pixels, protos: np.ndarray, cols: in
             "img": px.uri(protos[k]) if 0 <= k < len(protos) else None}
 
 
+def _share_view(units: list[Mapping[str, Any]], n_units: int) -> dict[str, Any]:
+    """What the listed units' weights add up to, as text: their share of the attention (weights over all
+    units sum to 1), the share a uniform attention would give them, and whether it reaches MOST_SHARE."""
+    share = sum(max(_num(u.get("weight")) or 0.0, 0.0) for u in units)
+    n = len(units)
+    return {"n": n, "share": share, "text": fmt(share, 0, "percent"), "most": share >= MOST_SHARE,
+            "uniform": fmt(n / n_units, 0, "percent") if n_units > 0 and n else None}
+
+
+def _share_summary(samples: list[dict[str, Any]]) -> str | None:
+    """One sentence over the explained images: the range and median of the top units' share."""
+    shares = sorted(s["share"]["share"] for s in samples if s["share"]["n"])
+    if not shares:
+        return None
+    n_most = sum(v >= MOST_SHARE for v in shares)
+    n_top = max(s["share"]["n"] for s in samples)
+    if len(shares) == 1:
+        spread = f"carry {fmt(shares[0], 0, 'percent')} of the attention on the one explained image"
+    else:
+        spread = (f"carry {fmt(shares[0], 0, 'percent')} to {fmt(shares[-1], 0, 'percent')} of the attention "
+                  f"(median {fmt(float(np.median(shares)), 0, 'percent')}) on the {len(shares)} explained images")
+    return (f"The {n_top} most-attended units {spread}; on {n_most} of {len(shares)} they hold at least "
+            f"{fmt(MOST_SHARE, 0, 'percent')}, i.e. most of what the classifier reads.")
+
+
 def _sample_view(s: Mapping[str, Any], classes: list[str], px: DF.Pixels, protos: np.ndarray, cols: int) -> dict:
     label, pred = s.get("label"), s.get("prediction")
     probs = [_num(p) or 0.0 for p in s.get("probabilities") or []]
@@ -159,11 +190,13 @@ def _sample_view(s: Mapping[str, Any], classes: list[str], px: DF.Pixels, protos
                    "bar": round(100 * min(max(probs[i], 0.0), 1.0), 1), "true": i == label, "pred": i == pred}
                   for i in order],
         "units": [_unit_view(u, px, protos, cols, wmax) for u in top_units],
+        "share": _share_view(top_units, len(protos)),
     }
 
 
 def _importance_view(explain: Mapping[str, Any], classes: list[str], px: DF.Pixels, protos: np.ndarray, cols: int):
-    return [{"label": _label(classes, ci), "units": [_unit_view(u, px, protos, cols, 1.0) for u in units]}
+    return [{"label": _label(classes, ci), "units": [_unit_view(u, px, protos, cols, 1.0) for u in units],
+             "share": _share_view(list(units), len(protos))}
             for ci, units in enumerate(explain.get("class_top_units") or [])]
 
 
@@ -244,9 +277,12 @@ def render_digits_report(data: Mapping[str, Any]) -> str:
         "digits_samples.html",
         correct=[s for s in samples if s["correct"]],
         wrong=[s for s in samples if not s["correct"]],
+        share_summary=_share_summary(samples),
+        most=fmt(MOST_SHARE, 0, "percent"),
+        n_units=len(protos),
     )
     importance_html = render_fragment(
-        "digits_importance.html", rows=_importance_view(explain, classes, px, protos, cols)
+        "digits_importance.html", rows=_importance_view(explain, classes, px, protos, cols), n_units=len(protos)
     )
     conf_html = render_fragment(
         "digits_confusion.html", src=DF.fig_confusion(explain, classes), split=_split_table(summary)
@@ -265,9 +301,11 @@ def render_digits_report(data: Mapping[str, Any]) -> str:
                 lead="The test images seen by each stage of the pipeline, projected to two dimensions."),
         Section("why", "Why the model decided", samples_html,
                 lead="For single test images: the class probabilities and the five map units the attention "
-                "weighted most, drawn as their prototype images. The decision rests on these prototypes."),
+                "weighted most, drawn as their prototype images. The classifier reads the attention-weighted "
+                "mix of all map units; each card says how much of that mix its five prototypes hold."),
         Section("importance", "Most important prototypes per class", importance_html,
-                lead="The five units with the highest mean attention weight over the test images of each class."),
+                lead="The five units with the highest mean attention weight over the test images of each class, "
+                     "and the share of the class's attention they hold together."),
         Section("confusion", "Confusion and splits", conf_html,
                 lead="Which classes the model mixes up, and how stable the metrics are across split seeds."),
     ]
