@@ -19,10 +19,16 @@ Example:
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
+import functools
 import hashlib
+import inspect
+import io
 import json
+import textwrap
+import tokenize
 import types
 import typing
 from pathlib import Path
@@ -81,8 +87,22 @@ def _join(prefix: str, key: str) -> str:
 
 
 def _type_name(tp: Any) -> str:
-    if get_origin(tp) is Literal:
-        return " | ".join(repr(a) for a in get_args(tp))
+    """How a user reads an annotation: 'int', 'a list of int', 'float or null', "'grid' or 'kmeans'"."""
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is Literal:
+        return " or ".join(repr(a) for a in args)
+    if origin in (Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _type_name(a) for a in args)
+    if origin in (list, tuple):
+        return f"a list of {_type_name(args[0])}" if args else "a list"
+    if origin is dict:
+        return f"a mapping of {_type_name(args[0])} to {_type_name(args[1])}" if args else "a mapping"
+    if tp is Any:
+        return "any value"
+    if tp is str:
+        return "a string"
+    if tp is bool:
+        return "true or false"
     return getattr(tp, "__name__", str(tp).replace("typing.", ""))
 
 
@@ -293,5 +313,103 @@ def load_config(
     return from_dict(cls, tree)
 
 
-def dump_yaml(cfg: Any) -> str:
-    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+def dump_yaml(cfg: Any, comments: bool = False) -> str:
+    """`cfg` as YAML that `load_config` reads back to the same config. `comments=True` writes each key's comment
+    from its config class (its meaning and unit, see `field_comments`) beside its value::
+
+        train:
+          steps: 3000         # optimizer updates
+          batch_size: 64
+    """
+    if not comments:
+        return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+    return "".join(f"{line}\n" for line in _commented_lines(cfg, ""))
+
+
+@functools.cache
+def field_comments(cls: type) -> dict[str, str]:
+    """Field name -> the trailing `# comment` written on its line in the source of `cls` or of a dataclass it
+    inherits from (a subclass's comment wins); fields without one are left out, and so is a class whose source
+    cannot be read (e.g. defined in an interactive session). Section fields without a comment of their own take
+    the first line of their class's docstring."""
+    comments: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(klass):
+            comments.update(_own_comments(klass))
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints.get(f.name)
+        if f.name not in comments and isinstance(tp, type) and dataclasses.is_dataclass(tp) and _docstring(tp):
+            comments[f.name] = _docstring(tp)
+    return comments
+
+
+def _own_comments(klass: type) -> dict[str, str]:
+    try:
+        source = textwrap.dedent(inspect.getsource(klass))
+    except (OSError, TypeError):
+        return {}
+    trailing: dict[int, str] = {}
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.COMMENT and tok.line[: tok.start[1]].strip():
+                text = tok.string.lstrip("#").strip()
+                if text and not text.startswith(("noqa", "type:", "pragma")):
+                    trailing[tok.start[0]] = text
+    except (tokenize.TokenError, SyntaxError):
+        return {}
+    tree = ast.parse(source)
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    own = {}
+    for node in body:  # only statements of the class body itself, not of its methods
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            text = trailing.get(node.lineno) or trailing.get(node.end_lineno or node.lineno)
+            if text:
+                own[node.target.id] = text
+    return own
+
+
+def _docstring(cls: type) -> str:
+    doc = cls.__doc__ or ""
+    if doc.startswith(f"{cls.__name__}("):  # the signature dataclasses write when there is no docstring
+        return ""
+    return doc.strip().split("\n")[0].strip()
+
+
+def _scalar(value: Any) -> str:
+    """`value` as one line of YAML (flow style for lists and mappings)."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=float("inf"), allow_unicode=True)
+    text = text.removesuffix("\n...\n").removesuffix("\n")
+    return json.dumps(value) if "\n" in text else text  # JSON is YAML, and keeps a multi-line string on one line
+
+
+def _commented_lines(cfg: Any, indent: str) -> list[str]:
+    notes = field_comments(type(cfg))
+    rows: list[tuple[str, str]] = []  # (key: value, comment)
+    nested: dict[int, list[str]] = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        key = f"{indent}{_scalar(f.name)}:"
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            nested[len(rows)] = _commented_lines(value, indent + "  ")
+            rows.append((key, notes.get(f.name, "")))
+        elif isinstance(value, dict) and value:
+            nested[len(rows)] = [f"{indent}  {_scalar(k)}: {_scalar(v)}" for k, v in value.items()]
+            rows.append((key, notes.get(f.name, "")))
+        else:
+            rows.append((f"{key} {_scalar(_plain(value))}", notes.get(f.name, "")))
+    width = min(max((len(text) for text, note in rows if note), default=0), 48)
+    lines = []
+    for i, (text, note) in enumerate(rows):
+        lines.append(f"{text.ljust(width)}  # {note}" if note else text)
+        lines.extend(nested.get(i, []))
+    return lines
+
+
+def _plain(value: Any) -> Any:
+    """A value as `to_dict` writes it: dataclasses (also inside lists) as dicts, tuples as lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

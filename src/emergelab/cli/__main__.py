@@ -1,0 +1,5 @@
+"""`python -m emergelab.cli` = the `emergelab` command."""
+
+from . import main
+
+main()
