@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -29,7 +30,8 @@ from markupsafe import Markup
 from emergelab.report.format import MISSING, fmt
 
 __all__ = ["Section", "checks_section", "config_section", "config_text", "json_for_script", "provenance_rows",
-           "render_fragment", "render_page", "render_run_page", "read_asset", "run_meta", "to_jsonable", "wall_rows"]
+           "render_fragment", "render_page", "render_run_page", "read_asset", "resumed_text", "run_meta", "to_jsonable",
+           "wall_rows"]
 
 TEMPLATE_PACKAGE = "emergelab.report"
 TEMPLATE_DIR = "templates"
@@ -192,8 +194,46 @@ def config_text(config: Any) -> str:
     return yaml.safe_dump(to_jsonable(config), sort_keys=False, allow_unicode=True, width=100).strip()
 
 
+def _utc_minute(stamp: Any) -> str:
+    """'2026-12-02T08:10:33+00:00' -> '2026-12-02 08:10 UTC' (anything else as it is)."""
+    try:
+        t = dt.datetime.fromisoformat(str(stamp))
+    except ValueError:
+        return str(stamp)
+    if t.tzinfo is not None:
+        t = t.astimezone(dt.UTC)
+    return t.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _resume_point(resume: Mapping[str, Any]) -> str:
+    """' from step 400' / ' from 1L step 400' / '' when the step is not known."""
+    step = resume.get("from_step")
+    if step is None:
+        return ""
+    label = resume.get("label")
+    return f" from {label} step {step}" if label else f" from step {step}"
+
+
+def resumed_text(resumes: Sequence[Mapping[str, Any]] | None) -> str | None:
+    """How often a run was resumed, and the last time: '2x (last 2026-12-02 08:10 UTC from step 400)'; None
+    for a run never resumed.
+
+    Example:
+        >>> resumed_text([{"at": "2026-12-02T08:10:05+00:00", "from_step": 400, "label": ""}])
+        '1x (last 2026-12-02 08:10 UTC from step 400)'
+    """
+    if not resumes:
+        return None
+    last = resumes[-1]
+    return f"{len(resumes)}x (last {_utc_minute(last.get('at'))}{_resume_point(last)})"
+
+
 def provenance_rows(run: Mapping[str, Any], extra: Sequence[tuple[str, Any]] = ()) -> list[tuple[str, str]]:
-    """(key, value) rows: run id, experiment, status, version, git commit, seed, config hash, times, + extra."""
+    """(key, value) rows: run id, experiment, status, version, git commit, seed, config hash, times, each resume
+    (for a resumed run), + extra."""
+    resumes = run.get("resumes") or []
+    resumed = [("resumed", "; ".join(f"{_utc_minute(r.get('at'))}{_resume_point(r)}" for r in resumes))
+               ] if resumes else []
     rows = [
         ("run id", run.get("id")),
         ("experiment", run.get("experiment")),
@@ -204,6 +244,7 @@ def provenance_rows(run: Mapping[str, Any], extra: Sequence[tuple[str, Any]] = (
         ("config hash", run.get("config_hash")),
         ("started", run.get("started_at")),
         ("ended", run.get("ended_at") or "not finished"),
+        *resumed,
         *extra,
     ]
     return [(k, MISSING if v is None else str(v)) for k, v in rows]
@@ -221,12 +262,14 @@ def wall_rows(times: Mapping[str, Any], digits: int = 1) -> list[tuple[str, str]
 
 def run_meta(run: Mapping[str, Any], checks: Sequence[Mapping[str, Any]],
              extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The header chips of every run report: run, status, seed, version, commit, the report's own `extra`,
-    then how many target checks passed."""
+    """The header chips of every run report: run, status, how often it was resumed (a resumed run only), seed,
+    version, commit, the report's own `extra`, then how many target checks passed."""
     commit = run.get("git_commit")
     n_pass = sum(bool(c.get("passed")) for c in checks)
-    return {"run": run.get("id", "—"), "status": run.get("status", "—"), "seed": run.get("seed", "—"),
-            "version": run.get("version", "—"), "commit": str(commit)[:10] if commit else "unknown",
+    resumed = resumed_text(run.get("resumes"))
+    return {"run": run.get("id", "—"), "status": run.get("status", "—"), **({"resumed": resumed} if resumed else {}),
+            "seed": run.get("seed", "—"), "version": run.get("version", "—"),
+            "commit": str(commit)[:10] if commit else "unknown",
             **(extra or {}), "checks": f"{n_pass}/{len(checks)} passed" if checks else "none"}
 
 

@@ -1,6 +1,9 @@
 """Atomic file writes: write a temp file in the same folder, fsync, then rename over the target.
 
-A crash (even kill -9) leaves either the old file or the new one, never half of one.
+A crash (even kill -9) leaves either the old file or the new one, never half of one. Every file written here
+gets the mode a plain `open(path, "w")` would give it: 0o666 less the process umask (0644 under umask 022,
+0600 under 077), whatever the writer did to the temp file (mkstemp makes it 0600; safetensors' writer
+replaces the file it is given).
 """
 
 from __future__ import annotations
@@ -12,8 +15,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+_IMPORT_UMASK = os.umask(0)  # once, at import (single-threaded then); current_umask reads /proc where it can
+os.umask(_IMPORT_UMASK)
+
+
+def current_umask() -> int:
+    """The process umask now, read without changing it (Linux >= 4.7: /proc/self/status); elsewhere the one
+    at import (setting and restoring it would race with other threads creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return _IMPORT_UMASK
+
+
+def file_mode() -> int:
+    """The mode of a new plain file under the current umask."""
+    return 0o666 & ~current_umask()
 
 
 def write_atomic(path: str | Path, write: Callable[[str], None]) -> Path:
@@ -22,9 +43,9 @@ def write_atomic(path: str | Path, write: Callable[[str], None]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
     try:
         write(tmp)
+        os.chmod(tmp, file_mode())  # after write: a writer may have replaced the temp file with a 0600 one
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)

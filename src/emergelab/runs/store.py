@@ -3,7 +3,10 @@
 Default location `runs/emergelab.db` (override with `--store PATH` or `EMERGELAB_STORE`);
 each run also has a directory next to the database: `<store dir>/<run_id>/`.
 
-Every write is one transaction, so a crash never leaves half a row.
+Every write is one transaction, so a crash never leaves half a row. Reading commands open the store with
+`readonly=True` (it then also works on a read-only filesystem, and never changes the file). A run records the
+process that owns it (pid, host, start token); a `running` run whose owner on this host is gone (kill -9, a
+crash, a reboot) reads as `interrupted`, and each resume is recorded in `Run.resumes`.
 
 Example:
     >>> store = RunStore("runs/emergelab.db")
@@ -23,6 +26,7 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +35,8 @@ from typing import Any
 
 from ..errors import StoreError
 from ..registry import did_you_mean
+from .atomic import current_umask
+from .owner import current_owner, owner_state
 
 DEFAULT_STORE = Path("runs") / "emergelab.db"
 STORE_ENV = "EMERGELAB_STORE"
@@ -47,7 +53,11 @@ CREATE TABLE IF NOT EXISTS runs (
     status TEXT NOT NULL,
     started_at TEXT NOT NULL,
     ended_at TEXT,
-    message TEXT
+    message TEXT,
+    owner_pid INTEGER,
+    owner_host TEXT,
+    owner_start TEXT,
+    resumes TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_config ON runs (experiment, config_hash);
 CREATE TABLE IF NOT EXISTS metrics (
@@ -84,6 +94,10 @@ CREATE TABLE IF NOT EXISTS sweep_runs (
 """
 
 STATUSES = ("running", "completed", "failed", "interrupted")
+RUN_COLUMNS = ("id", "experiment", "config", "config_hash", "seed", "version", "git_commit", "status", "started_at",
+               "ended_at", "message", "owner_pid", "owner_host", "owner_start", "resumes")
+# columns added after the first stores were made: an older store gets them on its first writable open
+ADDED_RUN_COLUMNS = {"owner_pid": "INTEGER", "owner_host": "TEXT", "owner_start": "TEXT", "resumes": "TEXT"}
 
 
 def now() -> str:
@@ -120,22 +134,52 @@ class Run:
     ended_at: str | None
     message: str | None
     dir: Path
+    owner_pid: int | None = None  # the process that started or last resumed the run
+    owner_host: str | None = None
+    resumes: tuple[dict[str, Any], ...] = ()  # one {"at": UTC time, "from_step": int | None, "label": str} each
 
     def info(self) -> dict[str, Any]:
-        """Provenance for reports: id, experiment, status, times, config hash, seed, version, git commit."""
-        return {"id": self.id, "experiment": self.experiment, "status": self.status, "started_at": self.started_at,
+        """Provenance for reports: id, experiment, status, times, config hash, seed, version, git commit, and for
+        a run that was resumed, `resumes` (so a report's run data keep one shape for every run never resumed)."""
+        info = {"id": self.id, "experiment": self.experiment, "status": self.status, "started_at": self.started_at,
                 "ended_at": self.ended_at, "config_hash": self.config_hash, "seed": self.seed,
                 "version": self.version, "git_commit": self.git_commit}
+        if self.resumes:
+            info["resumes"] = [dict(r) for r in self.resumes]
+        return info
+
+
+def _sqlite_error(path: Path, e: sqlite3.Error) -> StoreError:
+    """One line saying why the store at `path` cannot be used."""
+    name = getattr(e, "sqlite_errorname", "") or ""
+    if name.startswith("SQLITE_READONLY"):
+        return StoreError(f"Run store '{path}' cannot be written (a read-only file, folder or filesystem): {e}")
+    if name.startswith("SQLITE_CANTOPEN"):
+        return StoreError(f"Run store '{path}' cannot be opened ({e})")
+    if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED"):
+        return StoreError(f"Run store '{path}' is locked by another process ({e}); try again")
+    return StoreError(f"Run store '{path}' is not a valid SQLite database ({e})")
 
 
 class RunStore:
-    def __init__(self, path: str | Path | None = None, create: bool = True):
+    """The SQLite store at `path`. `create=False`: the file must exist. `readonly=True` (implies create=False):
+    open it read-only, for commands that only read; a store on a read-only filesystem opens too."""
+
+    def __init__(self, path: str | Path | None = None, create: bool = True, readonly: bool = False):
         self.path = resolve_store_path(path)
-        if not self.path.exists() and not create:
+        self.readonly = readonly
+        if not self.path.exists() and (not create or readonly):
             raise StoreError(f"No run store at '{self.path}' (set --store or {STORE_ENV})")
         if self.path.is_dir():
             raise StoreError(f"Run store '{self.path}' is a folder; give the path of a database file, "
                              f"e.g. {self.path / 'emergelab.db'}")
+        if readonly:
+            self.conn = self._connect_readonly()
+        else:
+            self.conn = self._connect_writable()
+        self._run_select = self._select_runs()
+
+    def _connect_writable(self) -> sqlite3.Connection:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
@@ -147,13 +191,70 @@ class RunStore:
         if not self.path.exists() and not os.access(self.path.parent, os.W_OK):
             raise StoreError(f"Cannot create run store '{self.path}': folder '{self.path.parent}' is not writable")
         try:
-            self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.executescript(SCHEMA)  # idempotent: CREATE ... IF NOT EXISTS
-        except sqlite3.DatabaseError as e:
-            raise StoreError(f"Run store '{self.path}' is not a valid SQLite database ({e})") from None
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(SCHEMA)  # idempotent: CREATE ... IF NOT EXISTS
+            self._migrate(conn)
+        except sqlite3.Error as e:
+            if not (os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)):
+                # SQLite says "unable to open database file" when it cannot make the -wal / -shm files
+                raise StoreError(f"Run store '{self.path}' cannot be written: the file or its folder is read-only "
+                                 f"(a read-only filesystem?). Commands that only read it still work.") from None
+            raise _sqlite_error(self.path, e) from None
+        return conn
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        # mode=ro reads a WAL store while others write it; on a read-only filesystem without the store's -shm
+        # file it cannot open, and then nobody is writing it: immutable=1 reads the file as it is.
+        uri = "file:" + urllib.parse.quote(str(self.path.resolve()))
+        last: sqlite3.Error | None = None
+        for query in ("mode=ro", "immutable=1"):
+            try:
+                conn = sqlite3.connect(f"{uri}?{query}", uri=True, timeout=30, isolation_level=None)
+            except sqlite3.Error as e:
+                last = e
+                continue
+            try:
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            except sqlite3.OperationalError as e:  # cannot open or read (e.g. no -shm on a read-only mount)
+                conn.close()
+                last = e
+                continue
+            except sqlite3.Error as e:
+                conn.close()
+                raise _sqlite_error(self.path, e) from None
+            if "runs" not in tables:
+                conn.close()
+                raise StoreError(f"'{self.path}' is an SQLite database but not a run store (it has no runs table)")
+            return conn
+        assert last is not None
+        raise _sqlite_error(self.path, last) from None
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        """Add the run columns an older store lacks (in one transaction, so two processes opening the same old
+        store do not both add them)."""
+        def missing() -> list[str]:
+            have = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+            return [c for c in ADDED_RUN_COLUMNS if c not in have]
+
+        if not missing():
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for col in missing():
+                conn.execute(f"ALTER TABLE runs ADD COLUMN {col} {ADDED_RUN_COLUMNS[col]}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _select_runs(self) -> str:
+        """SELECT of RUN_COLUMNS, with NULL for a column a (read-only, not migrated) older store lacks."""
+        have = {r[1] for r in self.conn.execute("PRAGMA table_info(runs)")}
+        return "SELECT " + ", ".join(c if c in have else f"NULL AS {c}" for c in RUN_COLUMNS) + " FROM runs"
 
     @property
     def root(self) -> Path:
@@ -195,21 +296,40 @@ class RunStore:
         run_id: str | None = None,
     ) -> Run:
         run_id = run_id or self.new_run_id(experiment)
+        pid, host, token = current_owner()
         with self.transaction() as c:
             c.execute(
                 "INSERT INTO runs (id, experiment, config, config_hash, seed, version, git_commit, status,"
-                " started_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?)",
-                (run_id, experiment, json.dumps(config), config_hash, seed, version, git_commit(), now()),
+                " started_at, owner_pid, owner_host, owner_start, resumes) VALUES (?, ?, ?, ?, ?, ?, ?, 'running',"
+                " ?, ?, ?, ?, '[]')",
+                (run_id, experiment, json.dumps(config), config_hash, seed, version, git_commit(), now(),
+                 pid, host, token),
             )
         return self.get_run(run_id)
 
     def _row_to_run(self, row: tuple) -> Run:
-        (id_, exp, config, chash, seed, version, commit, status, start, end, msg) = row
+        (id_, exp, config, chash, seed, version, commit, status, start, end, msg, pid, host, token, resumes) = row
+        if status == "running" and owner_state(pid, host, token) == "gone":
+            status, msg = "interrupted", f"process {pid} on {host} ended without finishing (killed?)"
+            self._mark_interrupted(id_, pid, token, msg)
         return Run(id_, exp, json.loads(config), chash, seed, version, commit, status, start, end, msg,
-                   self.root / id_)
+                   self.root / id_, owner_pid=pid, owner_host=host,
+                   resumes=tuple(json.loads(resumes)) if resumes else ())
+
+    def _mark_interrupted(self, run_id: str, pid: int, token: str | None, message: str) -> None:
+        """Write down that a run's owner is gone, when this store can be written; only if the row still names
+        that owner (a resume that just took the run over is left alone). Readers see it either way."""
+        if self.readonly or self.conn.in_transaction:
+            return
+        try:
+            with self.transaction() as c:
+                c.execute("UPDATE runs SET status = 'interrupted', message = ? WHERE id = ? AND status = 'running'"
+                          " AND owner_pid = ? AND owner_start IS ?", (message, run_id, pid, token))
+        except sqlite3.OperationalError:  # read-only file, or busy: the computed status still holds
+            pass
 
     def get_run(self, run_id: str) -> Run:
-        row = self.conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        row = self.conn.execute(f"{self._run_select} WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             ids = [r[0] for r in self.conn.execute("SELECT id FROM runs")]
             prefix = [i for i in ids if i.startswith(run_id) or i.endswith(run_id)]
@@ -224,16 +344,48 @@ class RunStore:
         return self.conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None
 
     def list_runs(self, experiment: str | None = None) -> list[Run]:
-        q, args = "SELECT * FROM runs", ()
+        q, args = self._run_select, ()
         if experiment:
             q, args = q + " WHERE experiment = ?", (experiment,)
-        return [self._row_to_run(r) for r in self.conn.execute(q + " ORDER BY started_at, id", args)]
+        rows = self.conn.execute(q + " ORDER BY started_at, id", args).fetchall()
+        return [self._row_to_run(r) for r in rows]
 
     def find_runs(self, experiment: str, config_hash: str) -> list[Run]:
         """Runs of `experiment` with exactly this config (oldest first)."""
-        rows = self.conn.execute("SELECT * FROM runs WHERE experiment = ? AND config_hash = ? ORDER BY started_at, id",
-                                 (experiment, config_hash))
+        rows = self.conn.execute(f"{self._run_select} WHERE experiment = ? AND config_hash = ? ORDER BY started_at,"
+                                 " id", (experiment, config_hash)).fetchall()
         return [self._row_to_run(r) for r in rows]
+
+    def claim_run(self, run_id: str) -> Run:
+        """Make this process the owner of a stopped run that is resuming: status `running`, the resume recorded
+        (time now; `note_resume_step` adds the step). A run still running in a live process on this host is
+        refused; one whose owner is on another host cannot be checked and is taken over."""
+        run = self.get_run(run_id)
+        pid, host, token = current_owner()
+        with self.transaction() as c:
+            row = c.execute("SELECT status, owner_pid, owner_host, owner_start, resumes FROM runs WHERE id = ?",
+                            (run.id,)).fetchone()
+            status, opid, ohost, otoken, resumes = row
+            if (status == "running" and (opid, ohost, otoken) != (pid, host, token)
+                    and owner_state(opid, ohost, otoken) == "alive"):
+                raise StoreError(f"Run {run.id} is still running in process {opid} on {ohost}; stop that process "
+                                 f"first (or wait for it to finish)")
+            history = [*(json.loads(resumes) if resumes else []), {"at": now(), "from_step": None, "label": ""}]
+            c.execute("UPDATE runs SET status = 'running', ended_at = NULL, message = NULL, owner_pid = ?,"
+                      " owner_host = ?, owner_start = ?, resumes = ? WHERE id = ?",
+                      (pid, host, token, json.dumps(history), run.id))
+        return self.get_run(run.id)
+
+    def note_resume_step(self, run_id: str, step: int, label: str = "") -> None:
+        """Record the step the latest resume continued from (the first training it went back into; `label`
+        names the model of a run that trains several). Later calls for the same resume change nothing."""
+        with self.transaction() as c:
+            row = c.execute("SELECT resumes FROM runs WHERE id = ?", (run_id,)).fetchone()
+            history = json.loads(row[0]) if row and row[0] else []
+            if not history or history[-1].get("from_step") is not None:
+                return
+            history[-1].update(from_step=int(step), label=label)
+            c.execute("UPDATE runs SET resumes = ? WHERE id = ?", (json.dumps(history), run_id))
 
     def set_status(self, run_id: str, status: str, message: str | None = None) -> None:
         if status not in STATUSES:
@@ -408,6 +560,7 @@ class RunStore:
         """Write the files into a staging folder, then swap it in for the run directory."""
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{run_id}.import-", dir=self.root))
+        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes 0700; the run folder gets the usual mode
         try:
             for rel, data in files.items():
                 path = staging / rel

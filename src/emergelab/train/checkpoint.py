@@ -5,7 +5,9 @@ generator) and, for a run on a GPU, `rng.cuda` or `rng.mps` (that device's gener
 GPU draws from); metadata `step`, `param_groups` (JSON, without the params lists) and `extra` (JSON).
 Tensors are always written from the CPU, so a checkpoint saved on one device loads on any other
 (map_location semantics: `load_checkpoint(path, device=...)`, `load_model(path, model, device=...)`).
-Never unpickles anything.
+Never unpickles anything. Each file carries a checksum of its tensors (tensorfile), so a corrupt checkpoint
+is a `CorruptFileError` on load, never silently wrong weights; `latest_intact_checkpoint` is what a resume
+loads: the newest checkpoint that reads back whole, with the corrupt newer ones moved aside.
 
 Example:
     >>> save_checkpoint(checkpoint_path("ckpt", 100), model, optimizer, step=100)
@@ -16,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +28,7 @@ import torch
 
 from ..devices import resolve_device
 from ..errors import StoreError
-from ..tensorfile import read_safetensors, write_safetensors
+from ..tensorfile import CorruptFileError, read_safetensors, write_safetensors
 
 CKPT_RE = re.compile(r"^step_(\d{8})\.safetensors$")
 
@@ -92,24 +95,27 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Che
     """The checkpoint at `path`, model and optimizer tensors on `device` (a torch.device or a config value such
     as 'auto'); RNG states stay on the CPU, where torch's set_rng_state wants them."""
     tensors, meta = read_safetensors(path, device=resolve_device(device))
-    rng = {k[4:]: v.cpu() for k, v in tensors.items() if k.startswith("rng.")}
-    model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-    optimizer = None
-    if "param_groups" in meta:
-        state: dict[int, dict[str, torch.Tensor]] = {}
-        for k, v in tensors.items():
-            if k.startswith("optim."):
-                _, idx, key = k.split(".", 2)
-                state.setdefault(int(idx), {})[key] = v
-        optimizer = {"state": state, "param_groups": json.loads(meta["param_groups"])}
-    return Checkpoint(
-        step=int(meta.get("step", 0)),
-        model=model,
-        optimizer=optimizer,
-        rng=rng.pop("torch", None),
-        device_rng=rng,
-        extra=json.loads(meta.get("extra", "{}")),
-    )
+    try:
+        rng = {k[4:]: v.cpu() for k, v in tensors.items() if k.startswith("rng.")}
+        model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+        optimizer = None
+        if "param_groups" in meta:
+            state: dict[int, dict[str, torch.Tensor]] = {}
+            for k, v in tensors.items():
+                if k.startswith("optim."):
+                    _, idx, key = k.split(".", 2)
+                    state.setdefault(int(idx), {})[key] = v
+            optimizer = {"state": state, "param_groups": json.loads(meta["param_groups"])}
+        return Checkpoint(
+            step=int(meta.get("step", 0)),
+            model=model,
+            optimizer=optimizer,
+            rng=rng.pop("torch", None),
+            device_rng=rng,
+            extra=json.loads(meta.get("extra", "{}")),
+        )
+    except ValueError as e:  # a parseable file whose metadata or tensor names are not a checkpoint's
+        raise CorruptFileError(f"Checkpoint '{path}' is corrupt: {e}", reason=str(e)) from None
 
 
 def save_model(path: str | Path, model: torch.nn.Module, extra: dict[str, Any] | None = None) -> Path:
@@ -143,6 +149,36 @@ def list_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
         return []
     found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := CKPT_RE.match(p.name))]
     return sorted(found)
+
+
+@dataclass
+class Skipped:
+    """A checkpoint a resume could not use: where it was, why, and where it was moved (None: left in place)."""
+
+    path: Path
+    reason: str
+    moved_to: Path | None
+
+
+def latest_intact_checkpoint(folder: str | Path, device: torch.device | str = "cpu", quarantine: bool = True
+                             ) -> tuple[Checkpoint | None, list[Skipped]]:
+    """The newest checkpoint in `folder` that loads whole (None if there is none), and the newer ones that were
+    corrupt, newest first. With `quarantine`, each corrupt file is renamed to `<name>.corrupt`, so that neither
+    this resume nor a later one, nor checkpoint pruning, takes it for a good checkpoint."""
+    skipped: list[Skipped] = []
+    for _, path in reversed(list_checkpoints(folder)):
+        try:
+            return load_checkpoint(path, device=device), skipped
+        except CorruptFileError as e:
+            moved = None
+            if quarantine:
+                moved = path.with_name(path.name + ".corrupt")
+                try:
+                    os.replace(path, moved)
+                except OSError:
+                    moved = None
+            skipped.append(Skipped(path, e.reason, moved))
+    return None, skipped
 
 
 def prune_checkpoints(folder: str | Path, keep: int) -> None:

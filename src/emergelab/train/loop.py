@@ -7,7 +7,9 @@ The loop knows nothing about any model or task. It gets:
     loss_fn(model, batch) -> scalar loss
 
 Resume is exact: a run restarted from its latest checkpoint replays the same batches on the
-same weights and optimizer state, so it ends with bitwise-identical metrics on CPU.
+same weights and optimizer state, so it ends with bitwise-identical metrics on CPU. A corrupt newest
+checkpoint (its checksum or format fails) is moved aside with a warning and the newest intact one is used;
+with none left, training starts again from step 0, which is just as exact (data depend on seed and step only).
 
 Devices: `device=` ('auto', 'cuda', a torch.device ...; default: where the model is, the CPU for a
 model just built) moves the model there and every batch after `batch_fn` made it. `batch_fn`'s
@@ -24,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,10 +37,10 @@ import torch
 from ..devices import resolve_device, to_device
 from ..errors import TrainingDiverged
 from .checkpoint import (
+    Skipped,
     checkpoint_path,
     device_rng_state,
-    list_checkpoints,
-    load_checkpoint,
+    latest_intact_checkpoint,
     prune_checkpoints,
     save_checkpoint,
     set_device_rng_state,
@@ -75,6 +78,20 @@ class Callback:
     def on_train_end(self, state: TrainState) -> None: ...
 
 
+def _warn_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def corrupt_checkpoint_warning(bad: Skipped, resume_step: int | None, label: str = "") -> str:
+    """The line a resume prints for a corrupt checkpoint it skipped."""
+    of = f" of {label}" if label else ""
+    moved = f"; moved aside to {bad.moved_to.name}" if bad.moved_to else ""
+    then = (f"resuming from step {resume_step}" if resume_step is not None else
+            "no intact checkpoint is left, so training starts again from step 0 (with the same data: batches "
+            "depend only on the seed and the step)")
+    return f"Warning: checkpoint {bad.path.name}{of} is corrupt ({bad.reason}){moved}; {then}."
+
+
 def step_generator(seed: int, step: int) -> torch.Generator:
     """The data generator for update `step`: a pure function of (seed, step)."""
     return torch.Generator().manual_seed((seed * 1_000_003 + step * 7919 + 17) % (2**63 - 1))
@@ -105,28 +122,33 @@ def train(
     progress: Callable[[TrainState], None] | None = None,
     label: str = "",
     device: torch.device | str | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> TrainState:
     """Train `model` in place for `cfg.steps` updates on `device`; returns the final state.
 
     `device`: a torch.device or a config value ('auto', 'cpu', 'cuda', 'cuda:N', 'mps'; an unavailable one is
     a ConfigError); None = the device of the model's parameters (the CPU unless the caller moved it). The
     model is moved there (and stays there); batches are moved with `to_device`.
-    With `resume=True` and a checkpoint in `checkpoint_dir`, continues from the latest one.
+    With `resume=True` and a checkpoint in `checkpoint_dir`, continues from the newest intact one; each corrupt
+    newer one is moved aside and named in a line given to `warn` (default: printed on stderr).
     Raises `TrainingDiverged` on a NaN/inf loss (checkpoints written before stay).
     """
     device = resolve_device(device) if device is not None else _device_of(model)
     model.to(device)  # before the optimizer exists: it holds the parameters that live on the device
     optimizer = make_optimizer(model, cfg)
     state = TrainState(model=model, optimizer=optimizer, cfg=cfg)
-    if resume and checkpoint_dir is not None and (found := list_checkpoints(checkpoint_dir)):
-        ckpt = load_checkpoint(found[-1][1])
-        model.load_state_dict(ckpt.model)
-        if ckpt.optimizer is not None:
-            optimizer.load_state_dict(ckpt.optimizer)
-        if ckpt.rng is not None:
-            torch.set_rng_state(ckpt.rng)
-        set_device_rng_state(device, ckpt.device_rng)
-        state.step = state.resumed_from = ckpt.step
+    if resume and checkpoint_dir is not None:
+        ckpt, skipped = latest_intact_checkpoint(checkpoint_dir)
+        for bad in skipped:
+            (warn or _warn_stderr)(corrupt_checkpoint_warning(bad, ckpt.step if ckpt else None, label))
+        if ckpt is not None:
+            model.load_state_dict(ckpt.model)
+            if ckpt.optimizer is not None:
+                optimizer.load_state_dict(ckpt.optimizer)
+            if ckpt.rng is not None:
+                torch.set_rng_state(ckpt.rng)
+            set_device_rng_state(device, ckpt.device_rng)
+            state.step = state.resumed_from = ckpt.step
     for cb in callbacks:
         cb.on_train_start(state)
     if state.step == 0:
