@@ -6,6 +6,7 @@ import torch
 from emergelab.devices import resolve_device
 from emergelab.errors import ConfigError, StoreError, TrainingDiverged
 from emergelab.models.transformer import Transformer, TransformerConfig
+from emergelab.tensorfile import CorruptFileError, read_safetensors
 from emergelab.train import Callback, TrainConfig, load_checkpoint, load_model, save_model, train
 from emergelab.train.checkpoint import list_checkpoints
 from emergelab.train.schedule import lr_at
@@ -188,3 +189,97 @@ def test_batches_in_containers_are_moved_and_bad_devices_stop_before_training():
     assert seen == [Batch] * 3
     with pytest.raises(ConfigError, match="is not a device"):
         train(tiny_model(), loss_fn, batch_fn, cfg, device="gpu0")
+
+
+# --- corrupt checkpoints ------------------------------------------------------------------------------------------
+def _overwrite_middle(path, n=64):
+    """Random bytes over the middle of the file: the header still parses, only the tensor data are wrong."""
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + n] = torch.randint(0, 256, (n,), generator=torch.Generator().manual_seed(0), dtype=torch.uint8
+                                      ).numpy().tobytes()
+    assert bytes(data) != path.read_bytes()
+    path.write_bytes(bytes(data))
+
+
+CORRUPTIONS = {
+    "random bytes in the tensor data": _overwrite_middle,
+    "truncated": lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size * 2 // 3]),
+    "bytes appended": lambda p: p.write_bytes(p.read_bytes() + b"\0" * 16),
+    "random header": lambda p: p.write_bytes(bytes(range(200, 256)) + p.read_bytes()[56:]),
+    "all random": lambda p: p.write_bytes(torch.randint(0, 256, (p.stat().st_size,), dtype=torch.uint8).numpy()
+                                          .tobytes()),
+    "empty": lambda p: p.write_bytes(b""),
+}
+
+
+@pytest.mark.parametrize("how", list(CORRUPTIONS))
+def test_every_kind_of_corrupt_checkpoint_is_a_corrupt_file_error(tmp_path, how):
+    path = save_model(tmp_path / "m.safetensors", tiny_model())
+    load_checkpoint(path)
+    CORRUPTIONS[how](path)
+    with pytest.raises(CorruptFileError, match=r"^Checkpoint '.*m\.safetensors' is corrupt") as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value) and isinstance(info.value, StoreError)
+
+
+def test_a_file_without_a_checksum_still_loads(tmp_path):
+    """Files written before checksums existed, or by other tools, are read unchecked."""
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.arange(4.0)}, str(tmp_path / "plain.safetensors"), metadata={"a": "b"})
+    tensors, meta = read_safetensors(tmp_path / "plain.safetensors")
+    assert torch.equal(tensors["w"], torch.arange(4.0)) and meta == {"a": "b"}
+
+
+def _stopped_run(folder, cfg, stop_at):
+    class Stop(Callback):
+        def on_log(self, state):
+            if state.step == stop_at:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_model(), loss_fn, batch_fn, cfg, seed=2, callbacks=[Stop()], checkpoint_dir=folder)
+
+
+def test_a_corrupt_newest_checkpoint_resumes_from_the_previous_one_bitwise(tmp_path):
+    cfg = TrainConfig(steps=60, lr=3e-3, warmup_steps=5, log_every=10, checkpoint_every=20, keep_checkpoints=2)
+    full, m_full = Recorder(), tiny_model()
+    train(m_full, loss_fn, batch_fn, cfg, seed=2, callbacks=[full], checkpoint_dir=tmp_path / "a")
+    folder = tmp_path / "b"
+    _stopped_run(folder, cfg, stop_at=50)
+    assert [s for s, _ in list_checkpoints(folder)] == [20, 40]
+    _overwrite_middle(folder / "step_00000040.safetensors")
+
+    rest, warnings, m_resumed = Recorder(), [], tiny_model(seed=99)
+    state = train(m_resumed, loss_fn, batch_fn, cfg, seed=2, callbacks=[rest], checkpoint_dir=folder, resume=True,
+                  label="1L", warn=warnings.append)
+    assert state.resumed_from == 20
+    assert warnings == ["Warning: checkpoint step_00000040.safetensors of 1L is corrupt (its tensor data do not "
+                        "match the checksum saved with them); moved aside to step_00000040.safetensors.corrupt; "
+                        "resuming from step 20."]
+    assert rest.logs == full.logs[-4:]  # steps 30..60, identical floats
+    for (k, a), b in zip(m_full.state_dict().items(), m_resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    assert [s for s, _ in list_checkpoints(folder)] == [40, 60]  # the bad one was rewritten by the replay
+    assert (folder / "step_00000040.safetensors.corrupt").is_file()
+    load_checkpoint(folder / "step_00000040.safetensors")
+
+
+def test_when_the_only_checkpoint_is_corrupt_training_starts_again_with_the_same_numbers(tmp_path, capsys):
+    cfg = TrainConfig(steps=40, lr=3e-3, warmup_steps=5, log_every=10, checkpoint_every=20, keep_checkpoints=1)
+    full, m_full = Recorder(), tiny_model()
+    train(m_full, loss_fn, batch_fn, cfg, seed=2, callbacks=[full])
+    folder = tmp_path / "b"
+    _stopped_run(folder, cfg, stop_at=30)
+    (only,) = [p for _, p in list_checkpoints(folder)]
+    CORRUPTIONS["truncated"](only)
+
+    again, m_again = Recorder(), tiny_model()
+    state = train(m_again, loss_fn, batch_fn, cfg, seed=2, callbacks=[again], checkpoint_dir=folder, resume=True)
+    assert state.resumed_from is None and again.logs == full.logs  # from step 0, bitwise the uninterrupted run
+    for a, b in zip(m_full.parameters(), m_again.parameters(), strict=True):
+        assert torch.equal(a, b)
+    err = capsys.readouterr().err  # no `warn`: the line goes to stderr
+    assert err.startswith("Warning: checkpoint step_00000020.safetensors is corrupt (")
+    assert "no intact checkpoint is left, so training starts again from step 0" in err
