@@ -70,7 +70,7 @@ def _plain(headers: list[str], cells: list[list[str]], widths: list[int]) -> Non
 
 # --- JSON -------------------------------------------------------------------------------------------------
 def jsonable(obj: Any) -> Any:
-    """`obj` as plain JSON values: dataclasses as dicts, paths as strings, NaN and infinities as null."""
+    """`obj` as plain JSON values: dataclasses as dicts, paths as absolute paths, NaN and infinities as null."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, dict):
@@ -80,7 +80,7 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, PurePath):
-        return str(obj)
+        return os.path.abspath(obj)  # a script may run from another folder
     if obj is None or isinstance(obj, (bool, int, str)):
         return obj
     if hasattr(obj, "item"):  # a numpy or torch scalar
