@@ -55,14 +55,15 @@ class TailColumn(ProgressColumn):
 
 def make_progress(enabled: bool = True, console: Console | None = None) -> Progress:
     """The per-run progress display, on stderr (or `console`)."""
+    fixed = {"table_column": Column(no_wrap=True)}  # never folded: the bar is what gives way on a narrow terminal
     return Progress(
         TailColumn(),
         BarColumn(bar_width=None, table_column=Column(ratio=1, max_width=50)),  # takes what the others leave
-        MofNCompleteColumn(),
+        MofNCompleteColumn(**fixed),
         TextColumn("loss {task.fields[loss]}", table_column=Column(min_width=10, no_wrap=True)),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
+        TimeElapsedColumn(**fixed),
+        TextColumn("ETA", **fixed),
+        TimeRemainingColumn(**fixed),
         console=console or Console(file=sys.stderr),
         disable=not enabled,
         transient=False,
