@@ -4,18 +4,18 @@ Plain lines rather than a live bar: an in-process point draws its own training b
 cannot share a terminal; lines also read well in a cluster job's log.
 
 Every line fits the terminal (`$COLUMNS`, else the width of stderr's terminal, else 80 columns) and never
-cuts a run id (what `emergelab show` takes) or a count: an event that does not fit on one line puts its
-counts (points done / total, running, failed) on a second line, and only a label too long even for that is
-shortened with '…' (the sweep's table shows it whole); an error is wrapped below its point.
+cuts a run id (what `emergelab show` takes) or a count (points done / total, running, failed): an event that
+does not fit on one line puts its run id and counts on a second line, and only a label too long for a line
+of its own is shortened with '…' (the sweep's table shows it whole); an error is wrapped below its point.
 
 Example output (80 columns):
     Sweep rbf-approx-62a3265393: 4 points, 1 reused, 3 to run (in this process)
       started n_train=50  20261202-035034-rbf-approx-dfb5  [1/4, 1 running]
       done    n_train=50  20261202-035034-rbf-approx-dfb5  [2/4, 0 running]
-      started n_train=200, centers=kmeans  20261202-035036-rbf-approx-0c1e
-        [2/4, 1 running]
-      failed  n_train=200, centers=kmeans  20261202-035036-rbf-approx-0c1e
-        [2/4, 0 running, 1 failed]
+      started n_train=200, centers=kmeans, width=nearest, n_neighbors=3
+        20261202-035036-rbf-approx-0c1e  [2/4, 1 running]
+      failed  n_train=200, centers=kmeans, width=nearest, n_neighbors=3
+        20261202-035036-rbf-approx-0c1e  [2/4, 0 running, 1 failed]
         ValueError: k-means found fewer centers than K
 """
 
@@ -89,14 +89,15 @@ class SweepProgress:
 
 
 def event_lines(what: str, label: str, run_id: str, counts: str, width: int) -> list[str]:
-    """`  what label  run_id  counts` in `width` columns: the label is shortened first, then the counts get a
-    line of their own; the run id is never cut (it is what `emergelab show` takes)."""
+    """`  what label  run_id  counts` in `width` columns; where that is too long, the run id and the counts go
+    to a second line (and the label is shortened only if it alone is too long). Never cuts the run id."""
     head = f"  {what:<7} "
     line = f"{head}{label}  {run_id}  {counts}"
     if len(line) <= width:
         return [line]
-    room = width - len(head) - 2 - len(run_id)
-    return [f"{head}{_shorten(label, max(room, MIN_LABEL))}  {run_id}", f"    {counts}"]
+    first = f"{head}{_shorten(label, max(width - len(head), MIN_LABEL))}"
+    second = f"    {run_id}  {counts}"
+    return [first, second] if len(second) <= width else [first, f"    {run_id}", f"    {counts}"]
 
 
 def _shorten(text: str, width: int) -> str:
