@@ -16,6 +16,7 @@ Results: "summary" (what summary.json holds) and "example/{label}" (attention on
 from __future__ import annotations
 
 import math
+import random
 from typing import Any
 
 from ..emergence.phase import detect_phase_change
@@ -86,7 +87,12 @@ def analyze_model(view: kit.FinishedRun, depth: int) -> tuple[dict, dict]:
     batch = task.sample(a.eval_size, kit.generator(kit.eval_seed(cfg.seed)))
     ablated = [(h["layer"], h["head"]) for h in induction_heads]
     prev = {(h["layer"], h["head"]) for h in prev_heads}
-    control = ablation_control(ablated, prev, prefix_final, n_layers, n_heads)
+    control = ablation_control(ablated, prev, n_layers, n_heads, a.control_draws,
+                               random.Random(kit.eval_seed(cfg.seed, depth)))
+    ablation = ablation_effects(model, batch, ablated, control, kind=a.ablation)
+    for h in ablation["control"]["pool"]:  # how far the control's heads are from being named themselves
+        h["previous_token_score"] = round(prev_final[h["layer"]][h["head"]], 4)
+        h["prefix_matching_score"] = round(prefix_final[h["layer"]][h["head"]], 4)
     summary = {
         "n_layers": n_layers,
         "n_heads": n_heads,
@@ -95,14 +101,33 @@ def analyze_model(view: kit.FinishedRun, depth: int) -> tuple[dict, dict]:
         "induction_heads": induction_heads,
         "previous_token_heads": prev_heads,
         "heads_rising_in_window": rose,
-        "ablation": ablation_effects(model, batch, ablated, control, prev),
+        "ablation": ablation,
         "wall_seconds": round(view.result(metric("wall_seconds", label), 0.0), 2),
     }
     return summary, example_attention(model, task, batch, induction_heads, prev_heads)
 
 
+def control_check(label: str, ab: dict[str, Any]) -> tuple[str, bool, str]:
+    """(name, passed, detail) of the specificity check on one model's "ablation" summary: ablating as many heads
+    outside the induction circuit (the control; mean over its sets) raises the repeated-token loss by at most a
+    third of what ablating the induction heads does. No control, or induction heads that do not hurt: failed."""
+    name = f"{label}: control ablation raises repeated-token loss by <= 1/3 of the induction heads' ablation"
+    ctl, clean = ab["control"], ab["clean_repeated_loss"]
+    rise = ab["ablated_repeated_loss"] - clean
+    if ctl["repeated_loss"] is None:
+        return name, False, f"no control: {ctl['how']} (induction heads +{rise:.2f} nats)"
+    c_rise = ctl["repeated_loss"] - clean
+    n_sets, lo, hi = len(ctl["draws"]), ctl["repeated_loss_min"] - clean, ctl["repeated_loss_max"] - clean
+    spread = f"mean of {n_sets} sets, {lo:+.2f} to {hi:+.2f}" if n_sets > 1 else "one set"
+    fewer = f", fewer than the {len(ab['heads'])} induction heads" if ctl["choice"] == "fewer_heads" else ""
+    ratio = f" ({c_rise / rise:.1%})" if rise > 0 else " (the induction heads' ablation does not raise it)"
+    return (name, rise > 0 and c_rise <= rise / 3,
+            f"control {c_rise:+.2f} vs induction heads {rise:+.2f} nats{ratio}; {ctl['n_heads']} control "
+            f"head{'s' if ctl['n_heads'] != 1 else ''}{fewer}, {spread}")
+
+
 def target_checks(cfg: InductionConfig, models: dict[str, dict]) -> list[dict]:
-    """The issue's targets, evaluated on this run (deepest model vs the 1-layer control)."""
+    """The experiment's target checks, evaluated on this run (deepest model vs the 1-layer control)."""
     checks = kit.Checks()
     ln_v = math.log(cfg.task.vocab_size)
     deep = max(cfg.model.depths)
@@ -128,6 +153,7 @@ def target_checks(cfg: InductionConfig, models: dict[str, dict]) -> list[dict]:
         checks.add(f"{top}: ablating induction heads raises repeated-token loss by >= 1 nat, first-occurrence "
                    "loss moves < 1/4 of that", rise >= 1.0 and moved < rise / 4,
                    f"rise {rise:.2f} nats, first-occurrence moved {moved:.3f}")
+        checks.add(*control_check(top, ab))
     if 1 in cfg.model.depths:
         s1 = models[label_of(1)]
         checks.add("1L: no phase change", not s1["phase_change"]["detected"],

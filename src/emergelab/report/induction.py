@@ -3,7 +3,8 @@
 The report shows, in order: a plain-language headline with the target checks; probe loss curves
 (first occurrences vs repeated tokens) with the phase-change window; the ICL score; head-score heatmaps
 before/during/after the phase change and head scores over training; an interactive attention viewer;
-the ablation table; the config and provenance.
+the ablation tables (induction heads, a control of heads outside the circuit, each head
+alone); the config and provenance.
 
 Input is a plain ``dict`` (contract in :func:`render_induction_report`) that
 ``experiments.induction.report_data`` builds from the run store; this module only formats it.
@@ -165,20 +166,17 @@ def _model_facts(label: str, model: Mapping[str, Any]) -> dict[str, Any]:
     abl = dict(summary.get("ablation") or {})
     ind = _head_list(summary, "induction_heads")
     if abl and abl.get("heads"):
-        clean, ablated, control = (
-            fmt(abl.get(k), 2)
-            for k in ("clean_repeated_loss", "ablated_repeated_loss", "control_repeated_loss")
-        )
-        caveat = (
-            "; the control includes previous-token heads, which the induction heads compose with,"
-            " so it hurts too — see each head alone below"
-            if abl.get("control_includes_previous_token_heads")
-            else ""
-        )
-        facts.append(
-            f"Ablating the induction heads raises repeated-token loss from {clean} to {ablated}"
-            f" (as many control heads: {control}{caveat})."
-        )
+        clean, ablated = (fmt(abl.get(k), 2) for k in ("clean_repeated_loss", "ablated_repeated_loss"))
+        ctl = dict(abl.get("control") or {})
+        if ctl.get("repeated_loss") is not None:
+            sets, n = len(ctl.get("draws") or []), ctl.get("n_heads")
+            how = (f"mean of {sets} sets" if sets > 1 else
+                   f"fewer than the {len(abl['heads'])} induction heads" if ctl.get("choice") == "fewer_heads" else "")
+            control = (f"; ablating {n} head{'s' if n != 1 else ''} outside the induction circuit instead (control"
+                       f"{f'; {how}' if how else ''}): {fmt(ctl.get('repeated_loss'), 2)}")
+        else:
+            control = f"; no control ablation: {ctl.get('how') or 'none recorded'}"
+        facts.append(f"Ablating the induction heads raises repeated-token loss from {clean} to {ablated}{control}.")
     elif ind:
         facts.append("No ablation results recorded.")
     return {
@@ -196,12 +194,37 @@ def _model_facts(label: str, model: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _ablation_view(model: Mapping[str, Any]) -> dict[str, Any] | None:
+ABLATION_KINDS = {
+    "mean": "Each removed head writes, at every position, its average output over the evaluation batch (mean "
+            "ablation): the part of its output that is the same for every input stays, the part that depends on "
+            "the input is gone.",
+    "zero": "Each removed head writes nothing (zero ablation).",
+}
+
+
+def _closest_to_circuit(pool: list[dict[str, Any]], analysis: Mapping[str, Any]) -> str:
+    """How close the control's heads come to being named circuit heads themselves (their highest scores)."""
+    parts = []
+    for key, what, named, threshold in (
+            ("previous_token_score", "previous-token", "previous-token heads", "previous_token_threshold"),
+            ("prefix_matching_score", "prefix-matching", "induction heads", "induction_threshold")):
+        scored = [h for h in pool if h.get(key) is not None]
+        if scored:
+            top = max(scored, key=lambda h: h[key])
+            among = " among them" if len(scored) > 1 else ""
+            at = f"; heads from {fmt(analysis[threshold], 2)} are named {named}" if analysis.get(threshold) else ""
+            parts.append(f"highest {what} score{among} {fmt(top[key], 2)} ({head_name(top['layer'], top['head'])}{at})")
+    return "; ".join(parts)
+
+
+def _ablation_view(model: Mapping[str, Any], analysis: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ablation tables of one model; `analysis`: the config's analysis section (thresholds)."""
     summary = _summary(model)
     abl = dict(summary.get("ablation") or {})
     if not abl:
         return None
     clean_r, clean_f = abl.get("clean_repeated_loss"), abl.get("clean_first_loss")
+    ctl = dict(abl.get("control") or {})
 
     def delta(x: Any, ref: Any) -> float | None:
         return None if x is None or ref is None else float(x) - float(ref)
@@ -209,29 +232,57 @@ def _ablation_view(model: Mapping[str, Any]) -> dict[str, Any] | None:
     def names(hs: Any) -> str:
         return ", ".join(head_name(h["layer"], h["head"]) for h in hs or []) or "none"
 
+    sets = [dict(d) for d in ctl.get("draws") or []]
+    spread = ""
+    if len(sets) > 1 and ctl.get("repeated_loss_min") is not None:
+        lo, hi = delta(ctl.get("repeated_loss_min"), clean_r), delta(ctl.get("repeated_loss_max"), clean_r)
+        spread = (f"mean of {len(sets)} sets; repeated-loss rise {fmt(lo, 3, 'fixed', sign=True)} to "
+                  f"{fmt(hi, 3, 'fixed', sign=True)}, standard deviation {fmt(ctl.get('repeated_loss_std'), 3)}")
+    heads = abl.get("heads") or []
     rows = [
-        ("clean model", "", abl.get("clean_repeated_loss"), abl.get("clean_first_loss")),
-        (
-            "induction heads ablated",
-            names(abl.get("heads")),
-            abl.get("ablated_repeated_loss"),
-            abl.get("ablated_first_loss"),
-        ),
-        (
-            "control heads ablated" + (" (incl. previous-token heads)"
-                                       if abl.get("control_includes_previous_token_heads") else ""),
-            names(abl.get("control_heads")),
-            abl.get("control_repeated_loss"),
-            abl.get("control_first_loss"),
-        ),
+        {"name": "clean model", "heads": "", "what": "nothing removed",
+         "repeated": clean_r, "first": clean_f},
+        {"name": "induction heads ablated", "heads": names(heads),
+         "what": "the induction heads, all at once (named by their prefix-matching score)",
+         "repeated": abl.get("ablated_repeated_loss"), "first": abl.get("ablated_first_loss")},
+        {"name": "control heads ablated", "heads": names(sets[0]["heads"]) if len(sets) == 1 else
+         (f"{len(sets)} sets of {ctl.get('n_heads')} from {names(ctl.get('pool'))}" if sets else "none"),
+         "what": "; ".join(x for x in (ctl.get("how") or "no control recorded", spread,
+                                       _closest_to_circuit([dict(h) for h in ctl.get("pool") or []], analysis)) if x),
+         "repeated": ctl.get("repeated_loss"), "first": ctl.get("first_loss")},
     ]
+    for i, r in enumerate(rows):
+        r["d_repeated"] = delta(r["repeated"], clean_r) if i else None
+        r["d_first"] = delta(r["first"], clean_f) if i else None
+    rise, c_rise = rows[1]["d_repeated"], rows[2]["d_repeated"]
+    if not heads:
+        verdict = "No induction heads were named in this model, so there is nothing to compare a control with."
+    elif c_rise is None:
+        verdict = "No control could be ablated, so this model's ablation does not show that the effect is specific."
+    elif rise is not None and rise > 0:
+        fewer = (f" ({ctl.get('n_heads')} head{'s' if ctl.get('n_heads') != 1 else ''} against {len(heads)}: "
+                 "a weaker control than one of the same size)" if ctl.get("choice") == "fewer_heads" else "")
+        verdict = (f"The control{fewer} raises the repeated-token loss by {fmt(c_rise, 2, 'fixed', sign=True)} nats, "
+                   f"{fmt(c_rise / rise, 1, 'percent')} of the {fmt(rise, 2, 'fixed', sign=True)} nats the induction "
+                   "heads' ablation costs (the check asks for at most a third).")
+    else:
+        verdict = "Ablating the induction heads does not raise the repeated-token loss."
+    control_sets = [{"heads": names(d.get("heads")), "repeated": d.get("repeated_loss"),
+                     "d_repeated": delta(d.get("repeated_loss"), clean_r), "first": d.get("first_loss"),
+                     "d_first": delta(d.get("first_loss"), clean_f)} for d in sets] if len(sets) > 1 else []
+
     ind = {(h["layer"], h["head"]) for h in _head_list(summary, "induction_heads")}
+    prev = {(h["layer"], h["head"]) for h in _head_list(summary, "previous_token_heads")}
+    pool = {(h["layer"], h["head"]) for h in ctl.get("pool") or []}
     per_head = []
     for h in abl.get("per_head") or []:
+        key = (h["layer"], h["head"])
         per_head.append(
             {
                 "name": head_name(h["layer"], h["head"]),
-                "induction": (h["layer"], h["head"]) in ind,
+                "induction": key in ind,
+                "role": "induction" if key in ind else "previous token" if key in prev else
+                        "control" if key in pool else "",
                 "repeated": h.get("repeated_loss"),
                 "first": h.get("first_loss"),
                 "d_repeated": delta(h.get("repeated_loss"), clean_r),
@@ -244,20 +295,8 @@ def _ablation_view(model: Mapping[str, Any]) -> dict[str, Any] | None:
         d = r["d_repeated"]
         r["bar"] = 0.0 if d is None else round(100 * min(abs(d) / scale, 1.0), 1)
         r["neg"] = d is not None and d < 0
-    return {
-        "rows": [
-            {
-                "name": n,
-                "heads": hs,
-                "repeated": rep,
-                "first": fst,
-                "d_repeated": delta(rep, clean_r) if i else None,
-                "d_first": delta(fst, clean_f) if i else None,
-            }
-            for i, (n, hs, rep, fst) in enumerate(rows)
-        ],
-        "per_head": per_head,
-    }
+    return {"kind": ABLATION_KINDS.get(str(abl.get("kind")), ""), "rows": rows, "verdict": verdict,
+            "control_sets": control_sets, "per_head": per_head}
 
 
 def _attention_payload(models: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -310,6 +349,7 @@ def render_induction_report(data: Mapping[str, Any]) -> str:
     models = {str(k): dict(v) for k, v in (data.get("models") or {}).items()}
     checks = [dict(c) for c in data.get("checks") or []]
     model_labels = list(models)
+    analysis = dict(dict(data.get("config") or {}).get("analysis") or {})
 
     cards = [_model_facts(label, m) for label, m in models.items()]
     n_pass = sum(bool(c.get("passed")) for c in checks)
@@ -358,7 +398,8 @@ def render_induction_report(data: Mapping[str, Any]) -> str:
     heads = render_fragment("induction_heads.html", models=head_figs)
     attention = render_fragment("induction_attention.html", labels=model_labels)
     ablation = render_fragment(
-        "induction_ablation.html", models=[(label, _ablation_view(m)) for label, m in models.items()]
+        "induction_ablations.html",
+        models=[(label, _ablation_view(m, analysis)) for label, m in models.items()],
     )
 
     sections = [
@@ -399,8 +440,14 @@ def render_induction_report(data: Mapping[str, Any]) -> str:
             "ablation",
             "Ablations",
             ablation,
-            lead="Zero-ablating the induction heads should destroy the benefit on repeated tokens; "
-            "ablating the same number of other heads (control) should not.",
+            lead="Removing the induction heads should destroy the benefit on repeated tokens. The control "
+            "asks whether removing the same number of heads that are not part of the induction circuit hurts "
+            "as much: its heads are neither induction heads nor previous-token heads (the induction heads "
+            "read the previous-token heads' output, so those belong to the circuit), taken from the induction "
+            "heads' own layer where it has enough of them, else from any layer, and drawn at random several "
+            "times when there are more possible sets; its effect is the mean over the sets. A model with fewer "
+            "such heads than induction heads gets all of them as its control (a weaker one, said beside it); a "
+            "model with none gets no control rather than one made of circuit heads.",
         ),
     ]
     meta = run_meta(run, checks, {"started": run.get("started_at", "—")})

@@ -5,6 +5,7 @@ runs it."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ...config import at_least, in_interval, invalid
 from ...tasks.configs import InductionTaskConfig
@@ -48,12 +49,14 @@ class InductionAnalysisConfig:
     min_drop_fraction: float = 0.5  # phase change: repeated-token loss falls by >= this fraction
     max_window_fraction: float = 0.5  # ... inside a window of at most this fraction of training
     smooth_window: int = 3  # points in the moving average before detection
+    ablation: Literal["mean", "zero"] = "mean"  # removed head writes: its mean output per position, or 0
+    control_draws: int = 10  # most random control head sets ablated; the control effect is their mean
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
-        at_least(self, 1, "probe_size", "eval_size", "smooth_window")
+        at_least(self, 1, "probe_size", "eval_size", "smooth_window", "control_draws")
         if not 0 <= self.icl_early < self.icl_late:
             invalid("icl_late", f"must be > icl_early ({self.icl_early}) >= 0")
         in_interval(self, "(0, 1]", "induction_threshold", "previous_token_threshold", "min_drop_fraction",
