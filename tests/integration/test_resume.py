@@ -1,9 +1,12 @@
 """A run killed at any moment (kill -9 or Ctrl-C) resumes and ends with exactly the metrics of an
-uninterrupted run."""
+uninterrupted run; after kill -9 it reads as interrupted; a corrupt newest checkpoint resumes from the one
+before it, again with exactly the metrics of an uninterrupted run."""
 
 import json
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from emergelab.runs.store import RunStore
+from emergelab.train.checkpoint import list_checkpoints
 from tests.fixtures.live_runs import wait_for_metric_step
 
 TINY = [
@@ -21,10 +25,17 @@ TINY = [
 ]
 
 
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+
+
 def emergelab(*args: str, store: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "emergelab.cli", "run", "--no-progress", "--store", str(store), *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "emergelab.cli", *args], capture_output=True, text=True, env=ENV,
+                          timeout=120)
 
 
 def all_metrics(store: Path, run_id: str) -> dict:
@@ -43,6 +54,7 @@ def uninterrupted(tmp_path_factory):
     return store, run.id
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["kill-9", "ctrl-c"])
 def test_killed_run_resumes_to_identical_metrics(uninterrupted, tmp_path, how):
     clean_store, clean_id = uninterrupted
@@ -52,12 +64,18 @@ def test_killed_run_resumes_to_identical_metrics(uninterrupted, tmp_path, how):
     run_id = wait_for_metric_step(store, "1L/probe/loss", 100, proc)
     proc.send_signal(signal.SIGKILL if how == "kill-9" else signal.SIGINT)
     out, err = proc.communicate(timeout=60)
+    if how == "kill-9":  # the first look at the store after the kill already says so
+        listed = cli("list-runs", "--store", str(store))
+        assert listed.returncode == 0, listed.stderr
+        (row,) = [line for line in listed.stdout.splitlines() if run_id in line]
+        assert "interrupted" in row and "running" not in row, listed.stdout
     with RunStore(store, create=False) as st:
-        status = st.get_run(run_id).status
+        run = st.get_run(run_id)
     if how == "kill-9":
-        assert proc.returncode == -9 and status == "running"
+        assert proc.returncode == -9 and run.status == "interrupted"
+        assert run.message == f"process {proc.pid} on {socket.gethostname()} ended without finishing (killed?)"
     else:
-        assert proc.returncode == 130 and status == "interrupted"
+        assert proc.returncode == 130 and run.status == "interrupted"
         assert f"emergelab run --resume {run_id}" in err
         assert "Traceback" not in err
     run_dir = store.parent / run_id
@@ -67,16 +85,46 @@ def test_killed_run_resumes_to_identical_metrics(uninterrupted, tmp_path, how):
     resumed = emergelab("--resume", run_id, store=store)
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
+    assert_same_as_uninterrupted(store, run_id, clean_store, clean_id)
+
+
+def assert_same_as_uninterrupted(store: Path, run_id: str, clean_store: Path, clean_id: str) -> None:
+    run_dir = store.parent / run_id
     got, want = all_metrics(store, run_id), all_metrics(clean_store, clean_id)
     assert set(got) == set(want)
     for name in want:
         assert got[name] == want[name], name  # bitwise: same steps, same floats
     with RunStore(store, create=False) as st:
-        assert st.get_run(run_id).status == "completed"
+        run = st.get_run(run_id)
+    assert run.status == "completed" and len(run.resumes) == 1
     assert (run_dir / "summary.json").exists() and (run_dir / "report.html").exists()
+    assert "<dt>resumed</dt><dd>1x (last " in (run_dir / "report.html").read_text()
     # the analysis of the resumed run is that of the uninterrupted one (training times aside)
     want_summary = json.loads((clean_store.parent / clean_id / "summary.json").read_text())
     assert without_times(json.loads((run_dir / "summary.json").read_text())) == without_times(want_summary)
+
+
+@pytest.mark.slow
+def test_a_corrupt_newest_checkpoint_resumes_from_the_one_before_with_identical_metrics(uninterrupted, tmp_path):
+    clean_store, clean_id = uninterrupted
+    store = tmp_path / "e.db"
+    proc = emergelab(*sum((["--set", s] for s in TINY), []), store=store)
+    run_id = wait_for_metric_step(store, "1L/probe/loss", 100, proc)  # 1L has checkpoints at 40 and 80 by now
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    folder = store.parent / run_id / "checkpoints" / "1L"
+    (older, _), (newest, path) = list_checkpoints(folder)[-2:]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 256] = random.Random(0).randbytes(256)  # the header still parses
+    path.write_bytes(bytes(data))
+
+    resumed = emergelab("--resume", run_id, store=store)
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert (f"Warning: checkpoint {path.name} of 1L is corrupt (its tensor data do not match the checksum saved "
+            f"with them); moved aside to {path.name}.corrupt; resuming from step {older}.") in err, err
+    assert_same_as_uninterrupted(store, run_id, clean_store, clean_id)
 
 
 def without_times(tree):
