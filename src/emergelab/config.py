@@ -27,6 +27,7 @@ import hashlib
 import inspect
 import io
 import json
+import re
 import textwrap
 import tokenize
 import types
@@ -86,23 +87,21 @@ def _join(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
 
 
-def _type_name(tp: Any) -> str:
-    """How a user reads an annotation: 'int', 'a list of int', 'float or null', "'grid' or 'kmeans'"."""
+def _type_name(tp: Any, inner: bool = False) -> str:
+    """How a user reads an annotation: 'int', 'a list of str', 'float or null', "'grid' or 'kmeans'"."""
     origin, args = get_origin(tp), get_args(tp)
     if origin is Literal:
         return " or ".join(repr(a) for a in args)
     if origin in (Union, types.UnionType):
-        return " or ".join("null" if a is type(None) else _type_name(a) for a in args)
+        return " or ".join("null" if a is type(None) else _type_name(a, inner) for a in args)
     if origin in (list, tuple):
-        return f"a list of {_type_name(args[0])}" if args else "a list"
+        return f"a list of {_type_name(args[0], True)}" if args else "a list"
     if origin is dict:
-        return f"a mapping of {_type_name(args[0])} to {_type_name(args[1])}" if args else "a mapping"
+        return f"a mapping of {_type_name(args[0], True)} to {_type_name(args[1], True)}" if args else "a mapping"
     if tp is Any:
         return "any value"
-    if tp is str:
-        return "a string"
-    if tp is bool:
-        return "true or false"
+    if tp in (str, bool) and not inner:
+        return "a string" if tp is str else "true or false"
     return getattr(tp, "__name__", str(tp).replace("typing.", ""))
 
 
@@ -344,6 +343,9 @@ def field_comments(cls: type) -> dict[str, str]:
     return comments
 
 
+_TOOL_COMMENT = re.compile(r"(?:^|#)\s*(?:noqa\b|type:\s*ignore|pragma:).*$")  # directives for tools
+
+
 def _own_comments(klass: type) -> dict[str, str]:
     try:
         source = textwrap.dedent(inspect.getsource(klass))
@@ -353,8 +355,8 @@ def _own_comments(klass: type) -> dict[str, str]:
     try:
         for tok in tokenize.generate_tokens(io.StringIO(source).readline):
             if tok.type == tokenize.COMMENT and tok.line[: tok.start[1]].strip():
-                text = tok.string.lstrip("#").strip()
-                if text and not text.startswith(("noqa", "type:", "pragma")):
+                text = _TOOL_COMMENT.sub("", tok.string.lstrip("#")).strip()
+                if text:
                     trailing[tok.start[0]] = text
     except (tokenize.TokenError, SyntaxError):
         return {}

@@ -119,7 +119,7 @@ def test_sweep_progress_lines_fit_80_columns_and_keep_ids_whole(monkeypatch, lab
         bar.finished(task, "ValueError: " + "a long error message " * 8 if task.index % 3 == 0 else None)
     text = stream.getvalue()
     assert max(len(line) for line in text.splitlines()) <= 80, text
-    whole_on_one_line(text, p.sweep_id, "2 worker processes", "[8/12, 0 running, 4 failed]",
+    whole_on_one_line(text, p.sweep_id, "  (2 worker processes)", "[8/12, 0 running, 4 failed]",
                       *(t.run_id for t in p.todo))
     lines = text.splitlines()
     done = lines.index("    20261202-035011-icl-classification-000b  [8/12, 0 running, 4 failed]")

@@ -59,7 +59,7 @@ class SweepProgress:
         else:
             self._line(head)
             if where:
-                self._line(f"  {where.strip(' ()')}")
+                self._line(f"  {where.strip()}")
 
     def started(self, task: Task) -> None:
         self.running.add(task.index)
