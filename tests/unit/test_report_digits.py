@@ -225,3 +225,13 @@ def test_a_small_share_is_not_called_decisive(data):
     assert '<strong class="dg-share">38%</strong>' in why and "most of the attention</span>" not in why
     assert "the rest is spread over the other units" in why
     assert "carry 38% of the attention on the one explained image; on 0 of 1" in why
+
+
+def test_one_split_shows_no_spread(data):
+    """With one split seed there is no spread: '± 0.000' would read as an exact result."""
+    d = copy.deepcopy(data)
+    d["summary"]["per_split"] = d["summary"]["per_split"][:1]
+    d["explain"] = {}
+    summary = render_digits_report(d).split('<section id="summary"')[1].split('<section id="som"')[0]
+    assert "±" not in summary and "mean over 1 split seed<" in summary
+    assert "±" in render_digits_report(dict(data, explain={})).split('<section id="som"')[0]

@@ -95,9 +95,9 @@ def _metric_row(label: str, means: Mapping[str, Any], stds: Mapping[str, Any], o
 
 def _headline(summary: Mapping[str, Any]) -> dict[str, Any]:
     per_split = list(summary.get("per_split") or [])
-    rows = [_metric_row(MODEL_LABEL, summary, dict(summary.get("std") or {}), True)]
+    stds_shown = len(per_split) > 1  # one split has no spread to show (its std 0 would read as "exact")
+    rows = [_metric_row(MODEL_LABEL, summary, dict(summary.get("std") or {}) if stds_shown else {}, True)]
     baselines, spreads = dict(summary.get("baselines") or {}), dict(summary.get("baselines_std") or {})
-    stds_shown = len(per_split) > 1  # one split has no spread to show
     for key in [*BASELINES, *(k for k in baselines if k not in BASELINES)]:
         if key in baselines:
             rows.append(_metric_row(BASELINES.get(key, key), dict(baselines[key] or {}),
@@ -113,7 +113,7 @@ def _headline(summary: Mapping[str, Any]) -> dict[str, Any]:
         "metrics": [t for _, t in METRICS],
         "n_splits": len(per_split),
         "accuracy": fmt(acc, 1, "percent"),
-        "accuracy_std": fmt((summary.get("std") or {}).get("test_accuracy"), 1, "percent"),
+        "accuracy_std": fmt((summary.get("std") or {}).get("test_accuracy") if stds_shown else None, 1, "percent"),
         "claim": fmt(CLAIM_ACCURACY, 0, "percent"),
         "claim_met": None if acc is None else acc > CLAIM_ACCURACY,
         "checks": checks,

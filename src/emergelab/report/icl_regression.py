@@ -1,6 +1,6 @@
 """Self-contained HTML report for the ``icl-regression`` experiment (in-context regression, Garg et al. 2022).
 
-Sections: the target checks; error vs number of in-context examples k for the transformer and every baseline
+Sections: the acceptance checks; error vs number of in-context examples k for the transformer and every baseline
 (90% bootstrap intervals) with the table of values and the baseline the transformer tracks (for a finite task
 pool, also on fresh tasks outside it: dMMSE-like or ridge-like, Raventós et al. 2023); the error over
 training at several k; the config and provenance.
@@ -128,9 +128,12 @@ def render_icl_regression_report(data: Mapping[str, Any]) -> str:
         ]
     curves = Markup("\n").join(curve_parts)
     sections = [
-        checks_section(checks, "Whether the issue's targets hold on this run.",
-                       empty_text="No targets apply: they are for noiseless dense linear functions with a fresh "
-                                  "function in every prompt."),
+        checks_section(checks, "Whether this run meets the experiment's acceptance thresholds (each check names its "
+                               "own). This project set them for its small CPU model after Garg et al. 2022, where a "
+                               "12-layer transformer comes within about 0.02 of least squares at k = d.",
+                       title="Acceptance checks",
+                       empty_text="No check applies: the thresholds are for noiseless dense linear functions with a "
+                                  "fresh function in every prompt."),
         Section("curves", "Error vs in-context examples", curves,
                 lead="How the prediction improves with more examples in the prompt, next to known learners."),
         Section("training", "Error over training",

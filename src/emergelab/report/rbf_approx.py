@@ -1,11 +1,11 @@
 """Self-contained HTML report for the ``rbf-approx`` experiment (RBF network function approximation).
 
-Sections: the target checks; error vs K and the results table; per function, the fit with its centers, the
+Sections: the acceptance checks; error vs K and the results table; per function, the fit with its centers, the
 Gaussian basis functions and the held-out error vs x (log scale) for each K; the config and provenance.
 
 Input is a plain ``dict`` built from the run store by ``experiments.rbf_approx.report_data``:
 ``run`` (id, experiment, status, started_at, ended_at, config_hash, seed, version, git_commit), ``config``,
-``data`` ({x_test, domain}), ``targets`` ([{function, k, limit}]: max abs error targets), ``fits``
+``data`` ({x_test, domain}), ``targets`` ([{function, k, limit}]: max abs error thresholds), ``fits``
 ([{function, k, max_abs_error, rmse, train_rmse, centers, widths, ...}]), ``curves`` (computed by the
 experiment's analysis: {x, x_test, targets: {function: f(x)}, fits: [{function, k, fit, basis (K, n),
 abs_error}]}), ``summary`` ({results, checks}), ``checks`` and ``wall_seconds``. Nothing is evaluated here:
@@ -21,6 +21,7 @@ import numpy as np
 from markupsafe import Markup
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from emergelab.report import figures as F
 from emergelab.report.format import fmt
@@ -34,7 +35,7 @@ SUBTITLE = (
     "maximum absolute error and RMSE on held-out points as K grows (Haykin, Neural Networks, ch. 5)."
 )
 ERROR_FLOOR = 1e-17  # |error| below this is drawn at it: a log axis cannot show an exact 0
-TARGET_COLOR = "#212529"
+THRESHOLD_COLOR = "#212529"
 BASIS_CMAP = "viridis"
 
 
@@ -63,11 +64,17 @@ def _fig_error_vs_k(fits: list[Mapping[str, Any]], targets: list[tuple[str, int,
                 rows = sorted((f for f in fits if f["function"] == fn), key=lambda f: f["k"])
                 ax.plot([r["k"] for r in rows], [max(r[key], ERROR_FLOOR) for r in rows], "o-", lw=1.8,
                         color=F.MODEL_COLORS[i % len(F.MODEL_COLORS)], label=fn)
-            if key == "max_abs_error":
-                for j, (_fn, k, limit) in enumerate(targets):
-                    ax.plot([k], [limit], marker="v", ls="none", color=TARGET_COLOR, ms=8,
-                            label="target" if j == 0 else None)
+            if key == "max_abs_error":  # open triangles in the colour of the function the threshold is for
+                for j, (fn, k, limit) in enumerate(targets):
+                    color = F.MODEL_COLORS[functions.index(fn) % len(F.MODEL_COLORS)] if fn in functions \
+                        else THRESHOLD_COLOR
+                    first = all(t[0] != fn for t in targets[:j])
+                    ax.plot([k], [limit], marker="v", ls="none", mfc="none", mec=color, mew=1.6, ms=9,
+                            label=f"{fn}: threshold" if first else None)
             ax.set_yscale("log")
+            ks = sorted({f["k"] for f in fits})
+            ax.set_xticks(ks, [str(k) for k in ks])  # ticks at the fitted K, not at 6, 8, 12 ...
+            ax.xaxis.set_minor_locator(NullLocator())
             ax.set_xlabel("number of centers K")
             ax.set_title(f"{title} on held-out points")
             ax.legend(frameon=False, fontsize=8)
@@ -85,6 +92,10 @@ def _fig_function(fn: str, fits: list[Mapping[str, Any]], curves: list[Mapping[s
     cmap = mpl.colormaps[BASIS_CMAP]
     with F.report_style():
         fig, axes = _fixed_grid(len(fits), 3, width=11.0, row_height=2.4)
+        # one |error| range for all K of this function, so the rows show how far the error falls
+        errs = [np.asarray(c.get("abs_error") or [], dtype=float) for c in curves]
+        errs = [np.maximum(e, ERROR_FLOOR) for e in errs if len(e) and len(e) == len(x_test)]
+        err_lim = (min(e.min() for e in errs) / 2, max(e.max() for e in errs) * 2) if errs else None
         for r, (fit, curve) in enumerate(zip(fits, curves, strict=True)):
             centers = np.asarray(fit["centers"], dtype=float)
             K = len(centers)
@@ -110,6 +121,7 @@ def _fig_function(fn: str, fits: list[Mapping[str, Any]], curves: list[Mapping[s
             if len(err) and len(err) == len(x_test):
                 ax.plot(x_test, np.maximum(err, ERROR_FLOOR), color=F.MODEL_COLORS[2], lw=0.9)
                 ax.set_yscale("log")
+                ax.set_ylim(*err_lim)
             else:
                 F.no_data(ax, "no held-out predictions")
             ax.set_title(f"|error| on held-out points (max {fmt(fit['max_abs_error'], 2, 'sci')})")
@@ -125,6 +137,15 @@ def _width_text(widths: list[float], digits: int = 4) -> str:
     w = np.asarray(widths, dtype=float)
     lo, hi = fmt(w.min(), digits, "fixed"), fmt(w.max(), digits, "fixed")
     return lo if np.ptp(w) == 0 else f"{lo}–{hi}"
+
+
+def _checks_lead(targets: list[tuple[str, int, float]]) -> str:
+    """Where the checks come from, with the thresholds this run has."""
+    limits = "; ".join(f"{fn} with K={k}: max abs error at most {fmt(limit, 0, 'sci')}" for fn, k, limit in targets)
+    lead = ("Whether this run meets the experiment's acceptance thresholds, set by this project for float64 least "
+            "squares on wide Gaussians (Haykin's width d_max / sqrt(2K))")
+    lead += f": {limits} on the held-out points" if limits else " (none applies to these functions and K)"
+    return lead + "; and for every function, the max abs error falls as K grows."
 
 
 # --- public API -------------------------------------------------------------------------------------------
@@ -147,7 +168,7 @@ def render_rbf_approx_report(data: Mapping[str, Any]) -> str:
         render_fragment("figure.html", figures=[{
             "src": _fig_error_vs_k(fits, targets), "alt": "Held-out error vs number of centers",
             "caption": "Maximum absolute error and RMSE on the held-out points, log scale; triangles mark the "
-                       "targets (the error must end at or below them)."}]),
+                       "acceptance thresholds (the error must end at or below them)."}]),
         render_fragment("rbf_approx_table.html", rows=rows),
     ])
     per_function = []
@@ -156,12 +177,13 @@ def render_rbf_approx_report(data: Mapping[str, Any]) -> str:
         per_function.append({
             "src": _fig_function(fn, mine, [curves.get((fn, f["k"]), {}) for f in mine], stored),
             "alt": f"RBF fits of {fn}",
-            "caption": f"{fn}: left, the target (thick gray) and the network (blue) with its centers (ticks); "
-                       "middle, the K Gaussian units; right, |network − target| at the held-out points, log scale.",
+            "caption": f"{fn}: left, the function f(x) = {fn} (thick gray) and the network (blue) with its centers "
+                       "(ticks); middle, the K Gaussian units; right, |network − f(x)| at the held-out points, "
+                       "log scale, one range for all K.",
         })
 
     sections = [
-        checks_section(checks, "Whether the experiment's targets hold on this run."),
+        checks_section(checks, _checks_lead(targets), title="Acceptance checks"),
         Section("results", "Error vs number of centers", results,
                 lead="How the error on points never seen in training falls as Gaussian units are added."),
         Section("fits", "Fits, basis functions and errors", render_fragment("figure.html", figures=per_function),

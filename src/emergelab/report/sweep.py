@@ -166,8 +166,10 @@ def metrics_figure(result: SweepTable) -> Figure | None:
             else:
                 ax.set_xticks(pos, [_label(v) for v in xs], fontsize=8)
             ax.set_xlabel(result.x_key + (" (log scale)" if log_x else ""))
-            # the readable name, and under it the path itself: unambiguous, and what --metric takes
-            ax.set_title(f"{metric_title(metric)}\n{metric}", fontsize=8.5, linespacing=1.5)
+            # the readable name, and under it in gray the path itself: unambiguous, and what --metric takes
+            ax.set_title(metric_title(metric), fontsize=9, pad=15)
+            ax.annotate(metric, (0.5, 1.0), xycoords="axes fraction", xytext=(0, 4), textcoords="offset points",
+                        ha="center", va="bottom", fontsize=7.5, family="monospace", color="#868e96")
             if len(groups) > 1:
                 ax.legend(frameon=False, fontsize=7)
         for j in range(len(panels), rows_n * cols):
@@ -180,8 +182,9 @@ def _caption(result: SweepTable) -> str:
         order = f"against {result.x_key} (log scale: its values span a factor of {LOG_SPAN:.0f} or more)"
     else:
         order = f"against {result.x_key} (evenly spaced, in the order of the grid)"
-    where = ("Each panel is titled by what it shows, with the summary path it reads (as --metric names it) below; "
-             f"a y axis is logarithmic where the values span a factor of {LOG_SPAN:.0f} or more.")
+    where = ("Each panel is titled by what it shows, with the summary path it reads (as --metric names it) below "
+             "(first / last / #n: that item of a list in each run's summary.json); a y axis is logarithmic where "
+             f"the values span a factor of {LOG_SPAN:.0f} or more.")
     if result.averages_seeds:
         return (f"Each panel: one summary value {order}; line: mean over the {len(result.grid['seed'])} seeds, "
                 f"band: their min-max. {where}")

@@ -1,6 +1,7 @@
-"""Self-contained HTML report for the ``text-attention`` experiment (source text 4.3.3).
+"""Self-contained HTML report for the ``text-attention`` experiment (section 4.3.3 of the original description
+this project is based on, a Chinese-language article on emergence, in-context learning and interpretability).
 
-Shows, in order: accuracy and macro F1 per encoder with the target checks and any notes (e.g. a skipped
+Shows, in order: accuracy and macro F1 per encoder with the acceptance checks and any notes (e.g. a skipped
 encoder); training curves; confusion matrices; the words each class's decisions rest on; every test
 text with each word shaded by its attention weight (misclassified texts first), the true and predicted
 labels; the config and provenance.
@@ -34,8 +35,10 @@ __all__ = ["highlight_segments", "render_text_attention_report"]
 
 TITLE = "Attention explains text classification"
 SUBTITLE = (
-    "Source text 4.3.3: a learned query scores every word vector, alpha_j = softmax_j(theta^T A_j); the "
-    "attention-weighted sum is classified, and the weights show which words the decision rested on."
+    "The attention classifier of section 4.3.3 of the original description this project is based on (a "
+    "Chinese-language article on emergence, in-context learning and interpretability): a learned query scores "
+    "every word vector, alpha_j = softmax_j(theta^T A_j); the attention-weighted sum is classified, and the "
+    "weights show how much each word contributed to it."
 )
 SHADE_RGB = "217, 72, 15"  # the report's accent orange; opacity carries the weight
 
@@ -84,7 +87,8 @@ def _fig_training(encoders: Mapping[str, Mapping[str, Any]]) -> str | None:
                                       ("train/accuracy", acc, "-", "train"), ("test/accuracy", acc, "--", "test")):
             curves.append(F.Curve(*S.series(m, key), label=f"{name} {what}", color=color, lw=1.6, ls=ls))
     return F.curve_panels([F.Panel("cross-entropy loss", loss, log=True, xlabel="epoch"),
-                           F.Panel("accuracy", acc, ylim=(0, 1.02), xlabel="epoch")], figsize=(10, 3.2))
+                           F.Panel("accuracy", acc, ylim=(0, 1.02), xlabel="epoch")], figsize=(10, 3.4),
+                          legend="below", legend_cols=4)
 
 
 def _fig_confusion(encoders: Mapping[str, Mapping[str, Any]], classes: Sequence[str]) -> str | None:
@@ -204,8 +208,8 @@ def render_text_attention_report(data: Mapping[str, Any]) -> str:
 
     sections = [
         Section("summary", "Results", body,
-                lead="Accuracy and macro F1 on the held-out texts for each encoder, and whether the run met its "
-                     "targets."),
+                lead="Accuracy and macro F1 on the held-out texts for each encoder, and whether the run meets the "
+                     "experiment's acceptance thresholds."),
         Section("training", "Training curves", curves),
         Section("confusion", "Confusion matrices", conf,
                 lead="Which topics get mistaken for which."),
