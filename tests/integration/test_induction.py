@@ -49,10 +49,27 @@ def test_ablating_induction_heads_breaks_repeated_tokens_only(finished):
     rise = ab["ablated_repeated_loss"] - ab["clean_repeated_loss"]
     assert rise >= 1.0
     assert abs(ab["ablated_first_loss"] - ab["clean_first_loss"]) < rise / 4
-    assert len(ab["control_heads"]) == len(ab["heads"])
-    assert len(ab["per_head"]) == 2 * 2
-    assert {(h["layer"], h["head"]) for h in ab["control_heads"]}.isdisjoint(
-        {(h["layer"], h["head"]) for h in ab["heads"]})
+    assert ab["kind"] == "mean" and len(ab["per_head"]) == 2 * 2
+
+
+def test_the_control_holds_no_circuit_head_and_its_check_gives_both_numbers(finished):
+    result, _ = finished
+    s = result.summary["2L"]
+    ab, ctl = s["ablation"], s["ablation"]["control"]
+    circuit = {(h["layer"], h["head"]) for h in s["induction_heads"] + s["previous_token_heads"]}
+    outside = [(layer, head) for layer in range(2) for head in range(2) if (layer, head) not in circuit]
+    assert [(h["layer"], h["head"]) for h in ctl["pool"]] == outside  # 2 x 2 heads: never enough for a draw
+    assert all((h["layer"], h["head"]) not in circuit for d in ctl["draws"] for h in d["heads"])
+    check = next(c for c in result.summary["checks"] if "control ablation" in c["name"])
+    rise = ab["ablated_repeated_loss"] - ab["clean_repeated_loss"]
+    if outside:
+        assert ctl["choice"] in ("same_layers", "other_layers", "fewer_heads") and len(ctl["draws"]) >= 1
+        c_rise = ctl["repeated_loss"] - ab["clean_repeated_loss"]
+        assert check["passed"] == (c_rise <= rise / 3)
+        assert check["detail"].startswith(f"control {c_rise:+.2f} vs induction heads {rise:+.2f} nats")
+    else:  # every head is in the circuit: no control, and the check says so instead of passing
+        assert ctl["choice"] == "none" and ctl["repeated_loss"] is None and not check["passed"]
+        assert check["detail"].startswith("no control: every head is an induction or previous-token head")
 
 
 def test_store_holds_metrics_provenance_and_artifacts(finished):

@@ -2,10 +2,12 @@
 return, that they agree with each other, how the ablation control is chosen (never a head of the induction circuit),
 what mean ablation writes, and when the control check fails."""
 
+import copy
 import random
 
 import pytest
 import torch
+from fixtures.report_induction import induction_report_data
 
 from emergelab.devices import to_device
 from emergelab.experiments.induction import control_check
@@ -20,6 +22,7 @@ from emergelab.interpret.induction_probe import (
     split_losses,
 )
 from emergelab.models.transformer import Transformer, TransformerConfig
+from emergelab.report.induction import _ablation_view
 from emergelab.tasks.induction import InductionTask, InductionTaskConfig
 
 TASK = InductionTask(InductionTaskConfig(vocab_size=16, seq_len=24, segment_min=3, segment_max=6))
@@ -191,3 +194,25 @@ def test_example_attention_lists_every_head_by_role():
     pattern = torch.tensor(ex["heads"][0]["pattern"])  # (T, T), causal, rows sum to 1
     assert pattern.shape == (24, 24) and torch.allclose(pattern.sum(-1), torch.ones(24), atol=1e-3)
     assert torch.all(pattern.triu(1) == 0)
+
+
+def test_the_report_explains_the_control_with_both_numbers():
+    data = induction_report_data()
+    analysis = data["config"]["analysis"]
+    view = _ablation_view(data["models"]["2L"], analysis)
+    names = [r["name"] for r in view["rows"]]
+    assert names == ["clean model", "induction heads ablated", "control heads ablated"]
+    control = view["rows"][2]
+    assert control["heads"] == "L1H1, L1H3" and "neither induction nor previous-token" in control["what"]
+    assert "highest previous-token score among them 0.05 (L1H1; heads from 0.40" in control["what"]
+    assert "+0.07 nats, 2.0% of the +3.45 nats" in view["verdict"]
+    roles = {r["name"]: r["role"] for r in view["per_head"]}
+    assert roles["L1H2"] == "induction" and roles["L0H1"] == "previous token" and roles["L1H3"] == "control"
+    # no control: said so, not hidden
+    m = copy.deepcopy(data["models"]["2L"])
+    m["summary"]["ablation"]["control"] |= {"choice": "none", "pool": [], "draws": [], "repeated_loss": None,
+                                            "first_loss": None, "how": "every head is an induction or previous-token "
+                                            "head, so no head is left to ablate as a control"}
+    view = _ablation_view(m, analysis)
+    assert view["rows"][2]["heads"] == "none" and view["rows"][2]["what"].startswith("every head is")
+    assert view["verdict"].startswith("No control could be ablated")
