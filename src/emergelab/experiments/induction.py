@@ -3,7 +3,8 @@
 Trains attention-only transformers of several depths (default: 2 layers and a 1-layer
 control) on repeated random segments, watches the repeated-token loss fall in a sudden phase
 change while induction heads form (2 layers only: induction needs a previous-token head in an
-earlier layer), and confirms the mechanism by ablating the heads it names. The measurements
+earlier layer), and confirms the mechanism by ablating the heads it names against a control: as many
+heads outside the induction circuit (neither induction nor previous-token heads). The measurements
 themselves live in `interpret/induction_probe.py`.
 
 Store layout (metric names, per model label such as "2L"; built with `runs.names`):
