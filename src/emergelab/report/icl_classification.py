@@ -43,6 +43,13 @@ SHORT_TITLES = {"previous_token": "previous token", "induction": "look-up"}  # h
 SCORE_RANGE = (-0.02, 1.02)  # accuracies and attention scores are fractions
 
 
+def _window_text(phase: Mapping[str, Any]) -> str:
+    """What the shading of a figure means, or that there is none."""
+    if phase.get("detected"):
+        return "Shaded: the ICL phase-change window (detected on ICL accuracy above the copying level)."
+    return "No phase change was detected in ICL accuracy above the copying level, so nothing is shaded."
+
+
 # --- figures ----------------------------------------------------------------------------------------------
 def _fig_accuracy(metrics: Mapping[str, Any], phase: Mapping[str, Any], chance: float,
                   copy_baseline: float | None) -> str:
@@ -96,8 +103,7 @@ def render_icl_classification_report(data: Mapping[str, Any]) -> str:
             "caption": "Left: ICL accuracy on novel classes (only the context gives their labels) and in-weights "
                        "accuracy with the query's class absent from the context. Right: with every label "
                        "permuted, the fraction of predictions that follow the context vs the weights. Dotted: "
-                       "chance; dashed: copying a random context label; shaded: the ICL phase-change window "
-                       "(detected on ICL accuracy above the copying level)."}]),
+                       "chance; dashed: copying a random context label. " + _window_text(phase)}]),
         render_fragment("icl_classification_final.html", rows=rows, chance=fmt(chance, 3, "fixed"),
                         phase_text=_phase_text(phase)),
     ])
@@ -108,7 +114,7 @@ def render_icl_classification_report(data: Mapping[str, Any]) -> str:
         "src": lines, "alt": "Head scores over training",
         "caption": "Left: mean attention from each label token to the item just before it. Right: mean attention "
                    "from the query to the label tokens that follow items of the query's class (novel-class "
-                   "probe) — the in-context look-up, an induction-style head. Shaded: the ICL phase-change window."}]
+                   "probe) — the in-context look-up, an induction-style head. " + _window_text(phase)}]
     if heat is not None:
         moments = ", ".join(f"{name} = step {fmt(step, 0, 'fixed')}"
                             for name, step in S.moments(S.logged_steps(metrics), phase))
