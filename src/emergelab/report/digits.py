@@ -166,7 +166,7 @@ def _share_summary(samples: list[dict[str, Any]]) -> str | None:
         spread = (f"carry {fmt(shares[0], 0, 'percent')} to {fmt(shares[-1], 0, 'percent')} of the attention "
                   f"(median {fmt(float(np.median(shares)), 0, 'percent')}) on the {len(shares)} explained images")
     return (f"The {n_top} most-attended units {spread}; on {n_most} of {len(shares)} they hold at least "
-            f"{fmt(MOST_SHARE, 0, 'percent')}, i.e. most of what the classifier reads.")
+            f"{fmt(MOST_SHARE, 0, 'percent')}, most of the attention.")
 
 
 def _sample_view(s: Mapping[str, Any], classes: list[str], px: DF.Pixels, protos: np.ndarray, cols: int) -> dict:
