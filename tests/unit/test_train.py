@@ -8,7 +8,7 @@ from emergelab.errors import ConfigError, StoreError, TrainingDiverged
 from emergelab.models.transformer import Transformer, TransformerConfig
 from emergelab.tensorfile import CorruptFileError, read_safetensors
 from emergelab.train import Callback, TrainConfig, load_checkpoint, load_model, save_model, train
-from emergelab.train.checkpoint import list_checkpoints
+from emergelab.train.checkpoint import checkpoint_problem, list_checkpoints
 from emergelab.train.schedule import lr_at
 
 
@@ -283,3 +283,11 @@ def test_when_the_only_checkpoint_is_corrupt_training_starts_again_with_the_same
     err = capsys.readouterr().err  # no `warn`: the line goes to stderr
     assert err.startswith("Warning: checkpoint step_00000020.safetensors is corrupt (")
     assert "no intact checkpoint is left, so training starts again from step 0" in err
+
+
+def test_checkpoint_problem_says_what_is_wrong(tmp_path):
+    path = save_model(tmp_path / "m.safetensors", tiny_model())
+    assert checkpoint_problem(path) is None
+    assert checkpoint_problem(tmp_path / "nope.safetensors") == "missing"
+    _overwrite_middle(path)
+    assert checkpoint_problem(path) == "its tensor data do not match the checksum saved with them"

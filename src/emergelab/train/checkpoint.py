@@ -151,6 +151,18 @@ def list_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def checkpoint_problem(path: str | Path) -> str | None:
+    """Why the checkpoint at `path` cannot be used ('missing', or what is corrupt), None if it loads whole: e.g.
+    to check a finished training's final checkpoint before skipping that training on resume."""
+    try:
+        load_checkpoint(path)
+    except CorruptFileError as e:
+        return e.reason
+    except StoreError:
+        return "missing"
+    return None
+
+
 @dataclass
 class Skipped:
     """A checkpoint a resume could not use: where it was, why, and where it was moved (None: left in place)."""
