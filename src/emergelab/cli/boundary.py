@@ -17,11 +17,12 @@ from __future__ import annotations
 import errno
 import functools
 import io
+import os
 import re
 import sys
 import traceback
 from collections.abc import Callable
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 import typer
@@ -104,7 +105,7 @@ def user_message(e: BaseException) -> str | None:
         return str(e)
     if isinstance(e, UnicodeDecodeError):
         where = _file_of(e)
-        what = f"'{where}' is not UTF-8 text" if where else "A file is not UTF-8 text"
+        what = f"'{where}' is not UTF-8 text" if where else "An input is not UTF-8 text"
         return f"{what} (byte {e.start}: {e.reason}); save it as UTF-8"
     memory = _out_of_memory(e)
     if memory is not None:
@@ -120,7 +121,12 @@ def _os_message(e: OSError) -> str:
     path = e.filename2 if e.filename2 is not None else e.filename
     if path is None:
         return f"{reason}{'; ' + hint if hint else ''}"
-    path = path.decode(errors="replace") if isinstance(path, bytes) else path
+    path = os.fsdecode(path)
+    if e.errno in (errno.ENOTDIR, errno.EEXIST):  # name the part of the path that is a file
+        blocker = next((p for p in [Path(path), *Path(path).parents] if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            where = "" if str(blocker) == path else f" (in '{path}')"
+            return f"'{blocker}' is a file, not a folder{where}"
     return f"'{path}': {reason}{'; ' + hint if hint else ''}"
 
 

@@ -171,10 +171,10 @@ def icl_eval(
       emergelab icl-eval --model ./my-gpt2 --task sentiment --shots 0,1,4,8
       emergelab icl-eval --model random --task continent --out results/
     """
+    check_out_dir(out_dir)  # before the imports: a wrong folder is refused at once
     from ..experiments.icl_eval import export_tables
     from ..icl.kshot import as_list
 
-    check_out_dir(out_dir)
     values = {"model": model, "task": task, "shots": as_list(shots, "shots", int),
               "conditions": as_list(conditions, "conditions", str), "seeds": as_list(seeds, "seeds", int),
               "cached": not no_cache, "bos": bos, "device": device}
