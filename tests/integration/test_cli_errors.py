@@ -202,3 +202,15 @@ def test_icl_eval_out_is_checked_before_any_work(tmp_path, out, message):
              "--store", "e.db"], cwd=tmp_path)
     assert one_line(r) == f"Error: {message}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # no store, no run, no probe left behind
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["list", "extra"], "Error: Got unexpected extra argument(s) (extra); see: emergelab list --help"),
+    (["nosuch"], "Error: No such command 'nosuch'; see: emergelab --help"),
+    (["sweep", "rbf-approx", "--grid", "n_train=20", "--workers", "x"], "Error: Invalid value for '--workers'"),
+])
+def test_usage_errors_are_one_line_too(tmp_path, args, message):
+    r = run(["-c", "import sys; from emergelab.cli import main; sys.argv[0] = 'emergelab'; main()", *args],
+            cwd=tmp_path)
+    assert one_line(r).startswith(message)
+    assert list(tmp_path.iterdir()) == []

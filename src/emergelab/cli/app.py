@@ -4,15 +4,40 @@ the error boundary of boundary.py)."""
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
-from .boundary import Interrupted, guarded
+from .boundary import Interrupted, guarded, print_error
+
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors (an unknown option, a missing value, an extra argument) are one line too, exit code 2:
+    typer's own handler would print the usage, a hint and a framed box."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except TyperException as e:  # click's UsageError, BadParameter, NoSuchOption, ...
+            ctx = getattr(e, "ctx", None)
+            hint = f"; see: {ctx.command_path} --help" if ctx is not None else ""
+            print_error(f"{e.format_message().rstrip('.')}{hint}")  # type: ignore[attr-defined]
+            sys.exit(getattr(e, "exit_code", 2))
+        except typer.Abort:
+            print_error("Aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(
+    cls=_OneLineErrors,
     add_completion=False,
     no_args_is_help=False,
     pretty_exceptions_enable=False,
