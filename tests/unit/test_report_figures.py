@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from emergelab.report import figures as F
+from emergelab.report import head_figures as H
 from emergelab.report import series as S
 from emergelab.runs.names import head_metric
 
@@ -85,14 +86,14 @@ def test_head_heatmaps_and_lines():
     heads = S.head_series(_metrics())
     kinds = [("induction", "induction"), ("previous_token", "previous token"), ("absent", "not logged")]
     at = S.moments(S.logged_steps(_metrics()), None)
-    _png(F.head_heatmaps(heads, kinds, at, 2, 2, highlight={"induction": [(1, 1)]}))
-    assert F.head_heatmaps(heads, [("absent", "x")], at, 2, 2) is None
-    assert F.head_heatmaps(heads, kinds, [], 2, 2) is None
+    _png(H.head_heatmaps(heads, kinds, at, 2, 2, highlight={"induction": [(1, 1)]}))
+    assert H.head_heatmaps(heads, [("absent", "x")], at, 2, 2) is None
+    assert H.head_heatmaps(heads, kinds, [], 2, 2) is None
     window = F.Window(20, 60, 40)
-    by_role = F.head_lines(heads, kinds, window=window, roles={(1, 1): "induction", (0, 1): "previous_token"})
-    every_head = F.head_lines(heads, kinds, window=window, ylim=(0, 1.2), width=8)
+    by_role = H.head_lines(heads, kinds, window=window, roles={(1, 1): "induction", (0, 1): "previous_token"})
+    every_head = H.head_lines(heads, kinds, window=window, ylim=(0, 1.2), width=8)
     assert _png(by_role) != _png(every_head)
-    assert F.head_lines(heads, [("absent", "x")]) is None
+    assert H.head_lines(heads, [("absent", "x")]) is None
 
 
 def test_head_score_axes_are_fixed_to_the_score_range():
@@ -100,14 +101,14 @@ def test_head_score_axes_are_fixed_to_the_score_range():
     steps = np.array([0.0, 10.0, 20.0])
     flat = {"induction": {(0, 0): (steps, np.array([0.05, 0.051, 0.052]))},
             "previous_token": {(0, 0): (steps, np.array([0.30, 0.31, 0.30]))}}
-    fig = F.head_lines_figure(flat, [("induction", "induction"), ("previous_token", "previous token")])
+    fig = H.head_lines_figure(flat, [("induction", "induction"), ("previous_token", "previous token")])
     assert [ax.get_ylim() for ax in fig.axes if ax.get_title()] == [(-0.02, 1.02), (-0.02, 1.02)]
     # a score outside [0, 1] (a different measure) widens the fixed axis to include it, to the next 0.1
-    assert F.score_ylim([-0.31, 0.5, 1.24]) == (-0.42, 1.32)
-    assert F.score_ylim([0.0, 1.0]) == (-0.02, 1.02) and F.score_ylim([np.nan]) == (-0.02, 1.02)
+    assert H.score_ylim([-0.31, 0.5, 1.24]) == (-0.42, 1.32)
+    assert H.score_ylim([0.0, 1.0]) == (-0.02, 1.02) and H.score_ylim([np.nan]) == (-0.02, 1.02)
     wide = {"induction": {(0, 0): (steps, np.array([0.2, 1.15, np.nan]))}}
-    ax = F.head_lines_figure(wide, [("induction", "induction")]).axes[0]
+    ax = H.head_lines_figure(wide, [("induction", "induction")]).axes[0]
     assert ax.get_ylim() == (-0.02, 1.22)
     # a caller's explicit range wins
-    ax = F.head_lines_figure(flat, [("induction", "induction")], ylim=(0, 0.5)).axes[0]
+    ax = H.head_lines_figure(flat, [("induction", "induction")], ylim=(0, 0.5)).axes[0]
     assert ax.get_ylim() == (0, 0.5)

@@ -18,6 +18,7 @@ from typing import Any
 from markupsafe import Markup
 
 from emergelab.report import figures as F
+from emergelab.report import head_figures as H
 from emergelab.report import series as S
 from emergelab.report.format import fmt
 from emergelab.report.html import Section, checks_section, render_fragment, render_run_page, run_meta, wall_rows
@@ -69,7 +70,7 @@ def _fig_head_heatmaps(heads: S.HeadSeries, metrics: Mapping[str, Any], phase: M
                        rising: list[Mapping[str, Any]]) -> str | None:
     n_layers, n_heads = S.head_dims(heads)
     boxed = {kind: [(h["layer"], h["head"]) for h in rising if h.get("kind") == kind] for kind, _ in HEAD_KINDS}
-    return F.head_heatmaps(heads, [(k, SHORT_TITLES[k]) for k, _ in HEAD_KINDS],
+    return H.head_heatmaps(heads, [(k, SHORT_TITLES[k]) for k, _ in HEAD_KINDS],
                            S.moments(S.logged_steps(metrics), phase), n_layers, n_heads, highlight=boxed)
 
 
@@ -108,7 +109,7 @@ def render_icl_classification_report(data: Mapping[str, Any]) -> str:
                         phase_text=_phase_text(phase)),
     ])
     heads = S.head_series(metrics)
-    lines = F.head_lines(heads, HEAD_KINDS, window=F.Window.of(phase, label=None), ylim=SCORE_RANGE, width=10)
+    lines = H.head_lines(heads, HEAD_KINDS, window=F.Window.of(phase, label=None), ylim=SCORE_RANGE, width=10)
     heat = _fig_head_heatmaps(heads, metrics, phase, list(summary.get("heads_rising_in_window") or []))
     head_figures = [] if lines is None else [{
         "src": lines, "alt": "Head scores over training",
