@@ -48,7 +48,8 @@ def tensors_digest(tensors: Mapping[str, torch.Tensor]) -> str:
     for name in sorted(tensors):
         t = tensors[name].detach().to("cpu").contiguous()
         h.update(f"{name}\0{str(t.dtype).removeprefix('torch.')}\0{list(t.shape)}\0".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().data)
+        flat = torch.empty(t.numel(), dtype=t.dtype).copy_(t.reshape(-1))  # stride 1 even for size-1 dims
+        h.update(flat.view(torch.uint8).numpy().data)
     return h.hexdigest()
 
 

@@ -2,12 +2,18 @@
 `example_batch(batch_size, generator)` and `loss(batch)`; a model whose batch holds more than its inputs
 (a classifier's labels) also provides `inputs(batch)`, the arguments of its forward."""
 
+import importlib
+import pkgutil
+
 import pytest
 import torch
 
-import emergelab.models  # noqa: F401  (registers the zoo)
+import emergelab.models
 from emergelab.registry import models
 from emergelab.train import TrainConfig, load_model, save_model, train
+
+for _m in pkgutil.iter_modules(emergelab.models.__path__):  # each model module registers its family on import
+    importlib.import_module(f"emergelab.models.{_m.name}")
 
 NAMES = models.names()
 

@@ -161,7 +161,7 @@ def test_function_classes_pool_and_bad_config():
 
 
 def test_curriculum_sampling():
-    from emergelab.experiments.icl_regression import CurriculumConfig
+    from emergelab.tasks.configs import CurriculumConfig
     from emergelab.tasks.regression import RegressionTask, RegressionTaskConfig
 
     cur = CurriculumConfig(enabled=True, d_start=2, n_start=5, interval=100)

