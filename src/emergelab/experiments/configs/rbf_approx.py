@@ -12,6 +12,7 @@ import numpy as np
 
 from ...config import at_least, invalid, positive
 from ..base import RunSettings
+from ..budget import Budget, Term
 
 FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "x^2": np.square,
@@ -63,6 +64,22 @@ class RBFApproxConfig(RunSettings):  # seed draws the held-out points (and k-mea
         if need > MAX_FIT_BYTES:
             invalid("k_values", f"K={max(self.k_values)} needs about {need / 2**30:.0f} GiB for one fit (pairwise "
                     f"center distances and activations, float64); the limit is {MAX_FIT_BYTES / 2**30:.0f} GiB")
+
+    def budget(self) -> Budget:
+        """Memory and compute of the run, checked before it starts (experiments/budget.py): one fit per function
+        and K, held one at a time."""
+        n = max(self.n_train, self.n_test, CURVE_POINTS)
+        sizes = ("k_values", "n_train", "n_test")
+        memory = [Term("one fit (center distances and activations, float64)", fit_bytes(max(self.k_values), n), sizes)]
+        fits = len(self.functions)
+        if self.solver == "gd":  # full-batch Adam over the training points, one epoch = one step
+            flops = fits * sum(6 * self.n_epochs * self.n_train * k * 4 for k in self.k_values)
+            compute = [Term("gradient-descent fits", flops, ("n_epochs", "k_values", "n_train"),
+                            steps=fits * len(self.k_values) * self.n_epochs)]
+        else:
+            flops = fits * sum(2 * k * k * self.n_train + k**3 + 8 * k * n for k in self.k_values)
+            compute = [Term("least-squares fits", flops, sizes)]
+        return Budget(memory, compute)
 
 
 def fit_bytes(k: int, n_points: int) -> int:

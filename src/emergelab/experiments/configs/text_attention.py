@@ -11,8 +11,11 @@ from typing import Literal
 
 from ...config import at_least, in_interval, invalid
 from ..base import RunSettings
+from ..budget import Budget, Term
 
 Encoder = Literal["learned", "minilm"]
+MINILM_PARAMS = 22.7e6  # all-MiniLM-L6-v2's parameters: it encodes each text once per run
+MINILM_DIM = 384  # its token vectors (tasks/text_inputs.py)
 
 
 @dataclass
@@ -46,3 +49,25 @@ class TextAttentionConfig(RunSettings):
             invalid("lr", "must be a positive number")
         at_least(self, 0, "weight_decay")
         in_interval(self, "[0, 1)", "dropout")
+
+
+def budget(cfg: TextAttentionConfig, *, n_texts: int, n_train: int, n_words: int, max_words: int,
+           n_classes: int) -> Budget:
+    """Memory and compute of a run on a corpus of `n_texts` texts (`n_train` of them trained on) holding `n_words`
+    words, the longest `max_words` (experiments/budget.py); encoders train one after another."""
+    steps = cfg.epochs * -(-n_train // cfg.batch_size)
+    memory, compute = [], []
+    for enc in cfg.encoders:
+        d, vocab = (cfg.embed_dim, n_words + 2) if enc == "learned" else (MINILM_DIM, 0)
+        length = max_words if enc == "learned" else min(cfg.max_pieces, 512)
+        params = vocab * d + d * d + 2 * d + d * n_classes + n_classes
+        sizes = ("embed_dim", "batch_size") if enc == "learned" else ("batch_size", "max_pieces")
+        memory.append(Term(f"the {enc} encoder's parameters, gradients and AdamW state", 16 * params, sizes[:1]))
+        memory.append(Term(f"the {enc} encoder's activations of one batch", 24 * cfg.batch_size * length * d, sizes,
+                           transient=True))
+        flops = 6 * cfg.epochs * n_train * length * (d * d + d * n_classes)
+        compute.append(Term(f"the {enc} encoder's training", flops, ("epochs", *sizes), steps=steps))
+        if enc == "minilm":
+            compute.append(Term("encoding the texts with MiniLM", 2 * MINILM_PARAMS * n_texts * length,
+                                ("max_pieces",)))
+    return Budget(memory, compute)
