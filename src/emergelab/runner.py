@@ -181,8 +181,9 @@ def reanalyze_run(run_id: str, *, store: str | Path | None = None) -> RunResult:
 
 # --- looking at stored runs -------------------------------------------------------------------------
 def show_run(run_id: str, *, store: str | Path | None = None) -> dict[str, Any]:
-    """{"run": Run, "summary": dict | None, "artifacts": [(path, kind)], "n_metrics": int}."""
-    with RunStore(store, create=False) as st:
+    """{"run": Run, "summary": dict | None, "artifacts": [(path, kind)], "n_metrics": int}. Opens the store
+    read-only: it works on a read-only filesystem and never changes the file."""
+    with RunStore(store, readonly=True) as st:
         run = st.get_run(run_id)
         return {
             "run": run,
@@ -196,5 +197,5 @@ def list_runs(*, store: str | Path | None = None, experiment: str | None = None)
     """Stored runs, newest last; `experiment` must be a registered name (a typo gets a did-you-mean)."""
     if experiment is not None:
         experiments.entry(experiment)
-    with RunStore(store, create=False) as st:
+    with RunStore(store, readonly=True) as st:  # a reading command never changes the store
         return st.list_runs(experiment)

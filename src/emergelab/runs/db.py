@@ -115,13 +115,17 @@ def connect_writable(path: Path) -> sqlite3.Connection:
 
 def connect_readonly(path: Path) -> sqlite3.Connection:
     """A connection that never writes, to an existing run store."""
+    # Where the file can be written, a read-write connection with query_only: it changes no data and, unlike
+    # mode=ro, removes the WAL's -wal/-shm files when it closes, so reading leaves the folder as it was.
     # mode=ro reads a WAL store while others write it; on a read-only filesystem without the store's -shm
     # file it cannot open, and then nobody is writing it: immutable=1 reads the file as it is.
     uri = "file:" + urllib.parse.quote(str(path.resolve()))
     last: sqlite3.Error | None = None
-    for query in ("mode=ro", "immutable=1"):
+    for query in ("mode=rw", "mode=ro", "immutable=1"):
         try:
             conn = sqlite3.connect(f"{uri}?{query}", uri=True, timeout=30, isolation_level=None)
+            if query == "mode=rw":
+                conn.execute("PRAGMA query_only = ON")
         except sqlite3.Error as e:
             last = e
             continue

@@ -112,8 +112,8 @@ def run_sweep(
 
 
 def list_sweeps(*, store: str | Path | None = None) -> list[dict[str, Any]]:
-    """Stored sweeps: id, experiment, grid, created_at, number of points and how many completed."""
-    with RunStore(store, create=False) as st:
+    """Stored sweeps: id, experiment, grid, created_at, number of points and how many completed (read-only)."""
+    with RunStore(store, readonly=True) as st:
         return [{"id": s["id"], "experiment": s["experiment"], "grid": s["spec"]["grid"],
                  "created_at": s["created_at"], "points": len(expand(s["spec"]["grid"])),
                  "completed": s["statuses"].count("completed")} for s in st.list_sweeps()]
