@@ -20,17 +20,20 @@ Example:
     >>> patterns = stack_patterns(cache, model.cfg.n_layers)        # (L, B, H, T, T)
     >>> scores = head_scores(patterns, detection_patterns(tokens))  # {"previous_token": (L, H), ...}
     >>> patterns = attention_patterns(icl_model, seq)               # the same, prefix found, one call
+    >>> patterns = attention_patterns(hf_model, ids)                # any model `trace` reads (interpret/trace.py)
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
 
+from ..errors import ConfigError
 from ..hooks import ActivationCache, HookedModule
+from .trace import activation_names, trace
 
 DETECTORS = ("previous_token", "duplicate_token", "induction")
 PATTERN = "attn.hook_pattern"  # (B, H, T_query, T_key)
@@ -151,17 +154,52 @@ def stack_patterns(cache: ActivationCache, n_layers: int | None = None, prefix: 
     return torch.stack([cache[f"{prefix}blocks.{layer}.{PATTERN}"] for layer in range(n_layers)])
 
 
-@torch.no_grad()
-def attention_patterns(model: HookedModule, *inputs: Any, prefix: str | None = None) -> torch.Tensor:
-    """Every layer's attention pattern of one forward pass of `model(*inputs)` -> (L, B, H, T, T).
+def attention_patterns(model: Any, inputs: Any, layers: Sequence[int] | None = None,
+                       prefix: str | None = None) -> torch.Tensor:
+    """The attention patterns of one forward pass, layer by layer -> (L, B, H, T_query, T_key).
 
-    prefix as in `stack_patterns` (None: found from the model's hook points). Only the pattern hooks listen,
-    so the rest of the model runs its fast path.
+    model: any model `trace` reads (our HookedModules, a `transformers` model of a mapped family, or the HFModel
+        `models.hf.load_hf_model` returns); grouped-query attention gives one pattern per query head.
+    inputs: what `trace` takes (token ids (B, T), a tuple of positional arguments, a tokenizer's output, or text
+        with an HFModel).
+    layers: the layers to return, in that order (negative counts from the end); None = every layer.
+    prefix: the path in front of `blocks.{l}.attn.hook_pattern` for our wrapped models ('transformer.'); None
+        finds it from the model's names. Only the pattern hooks listen: the rest of the model runs its fast path.
+
+    Example:
+        >>> attention_patterns(smollm2, "The capital of France is").shape   # (30, 1, 9, 6, 6)
+        >>> attention_patterns(icl_model, seq, layers=[-1])                 # the last layer only: (1, B, H, T, T)
     """
-    prefix, layers = block_layers(model.hook_names(), PATTERN, prefix)
-    names = [f"{prefix}blocks.{layer}.{PATTERN}" for layer in layers]
-    _, cache = model.run_with_cache(*inputs, names=names)
-    return stack_patterns(cache, len(layers), prefix)
+    found_prefix, chosen = pattern_layers(model, layers, prefix)
+    cache = trace(model, inputs, names=[f"{found_prefix}blocks.{layer}.{PATTERN}" for layer in chosen])
+    return torch.stack([cache[f"{found_prefix}blocks.{layer}.{PATTERN}"] for layer in chosen])
+
+
+def pattern_layers(model: Any, layers: Sequence[int] | None = None, prefix: str | None = None) -> tuple[str, list[int]]:
+    """(prefix, layer indices) of the attention patterns `attention_patterns(model, ..., layers, prefix)` returns:
+    every layer for None, else `layers` with negative indices counted from the end (a ConfigError if out of range).
+    """
+    try:
+        found_prefix, available = block_layers(activation_names(model), PATTERN, prefix)
+    except KeyError:
+        raise ConfigError(f"{type(getattr(model, 'model', model)).__name__} has no attention patterns named "
+                          f"'blocks.{{l}}.{PATTERN}' (see interpret/names.py for the mapped families)") from None
+    return found_prefix, _pick_layers(available, layers)
+
+
+def _pick_layers(available: list[int], layers: Sequence[int] | None) -> list[int]:
+    if layers is None:
+        return available
+    n = len(available)
+    picked = []
+    for layer in layers:
+        if isinstance(layer, bool) or not isinstance(layer, int) or not -n <= layer < n:
+            raise ConfigError(f"layers must hold integers from {-n} to {n - 1} (the model has {n} attention "
+                              f"layers), got {layer!r}")
+        picked.append(available[layer])
+    if not picked:
+        raise ConfigError("layers must name at least one layer (None for every layer)")
+    return picked
 
 
 def head_scores(patterns: torch.Tensor, detections: dict[str, torch.Tensor],
