@@ -92,18 +92,28 @@ def run_config(name: str, cfg: Any, *, store: str | Path | None = None, progress
 def resume_run(run_id: str, *, store: str | Path | None = None, progress: bool = True,
                experiment: str | None = None) -> RunResult:
     """Continue an interrupted or killed run from its latest checkpoints; ends exactly as an
-    uninterrupted run would. `experiment`, if given, must be the run's own (a mismatch is refused)."""
+    uninterrupted run would. A completed run resumes only when a final checkpoint of it is corrupt: that model
+    is trained again from its newest intact checkpoint. `experiment`, if given, must be the run's own (a
+    mismatch is refused)."""
     with RunStore(store, create=False) as st:
         run = st.get_run(run_id)
         if experiment is not None and experiment != run.experiment:
             raise EmergelabError(f"Run {run.id} is a {run.experiment} run, not {experiment}; "
                                  f"resume it with: emergelab run --resume {run.id}")
-        if run.status == "completed":
+        if run.status == "completed" and not _corrupt_final_checkpoints(run):
             raise EmergelabError(f"Run {run.id} already completed; nothing to resume")
         exp = experiments.get(run.experiment)
         cfg = from_dict(exp.config_cls, run.config)
         ctx = RunContext.reopen(st, run.id, progress=progress)
         return _execute(st, ctx, exp, cfg, resume=True)
+
+
+def _corrupt_final_checkpoints(run: Run) -> bool:
+    """Whether a completed run has a final checkpoint that no longer loads: resuming it trains that model again
+    from its newest intact checkpoint (experiments/kit.py `train_timed`), then redoes the analysis."""
+    from .train.checkpoint import corrupt_newest_checkpoints  # torch: only for a resume, which trains anyway
+
+    return bool(corrupt_newest_checkpoints(run.dir / "checkpoints"))
 
 
 def _execute(store: RunStore, ctx: RunContext, exp: Experiment, cfg: Any, resume: bool) -> RunResult:

@@ -112,10 +112,13 @@ def list_sweeps(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
 
 @command()
 def show(run_id: RunIdArg, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
-    """Show one run: provenance, status, checks and artifacts.
+    """Show one run: provenance, status, owning process, resumes, checks and artifacts.
 
-    With --json: one document {run: provenance and config, summary, artifacts: [{path, kind}], n_metrics};
-    the summary alone is `emergelab show RUN_ID --json | jq .summary`.
+    A running or interrupted run names the process that owns it (pid@host, since when); a resumed run lists
+    each resume (when, and the step it continued from).
+    With --json: one document {run: provenance and config (with owner: {pid, host, started} and resumes:
+    [{at, from_step, label}]), summary, artifacts: [{path, kind}], n_metrics}; the summary alone is
+    `emergelab show RUN_ID --json | jq .summary`.
 
     [bold]Examples:[/bold]
       emergelab show 20261202-035034-induction-dfb5
@@ -124,13 +127,20 @@ def show(run_id: RunIdArg, store: StoreOpt = None, as_json: JsonOpt = False) -> 
     info = api.show_run(run_id, store=store)
     run = info["run"]
     if as_json:
-        print_json({"run": _provenance(run), "summary": info["summary"],
+        print_json({"run": {**_provenance(run), "owner": run.owner()}, "summary": info["summary"],
                     "artifacts": [{"path": path, "kind": kind} for path, kind in info["artifacts"]],
                     "n_metrics": info["n_metrics"]})
         return
     say(f"[bold]{run.id}[/bold]  {run.experiment}  status={run.status}")
     say(f"  seed={run.seed} config_hash={run.config_hash} version={run.version} git={run.git_commit or '-'}")
     say(f"  started {run.started_at}  ended {run.ended_at or '-'}")
+    owner = run.owner()
+    if owner and run.status in ("running", "interrupted"):
+        say(f"  process {owner['pid']}@{escape(str(owner['host']))} (started {owner['started']})")
+    for r in run.resumes:
+        step, label = r.get("from_step"), r.get("label")
+        where = "" if step is None else f" from {label} step {step}" if label else f" from step {step}"
+        say(f"  resumed at {r.get('at')}{escape(where)}")
     if run.message:
         say(f"  message: {escape(run.message)}")
     say(f"  {info['n_metrics']} metric series; dir {escape(str(run.dir))}")

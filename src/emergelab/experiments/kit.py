@@ -3,8 +3,10 @@ task and model, its train call, its analysis and its checks.
 
     probe_seed/eval_seed   one seed-offset convention: probe and eval data never coincide with training
     ProbeCallback      streams named metrics measured on a fixed probe batch to the store, every log step
-    train_timed        one model's training with a progress bar, its wall time and a 'trained' marker
-    final_checkpoint   the model of a finished training, loaded from its last checkpoint
+    train_timed        one model's training with a progress bar, its wall time, a 'trained' marker and, on
+                       resume, the step it continued from (in the run's provenance)
+    final_checkpoint   the model of a finished training, loaded from its last checkpoint (a corrupt one is one
+                       line naming the file and the resume that trains it again)
     Checks             the builder of a run's target checks (rows the reports render)
     FinishedRun        a typed view of a finished run for analysis and reports
     fits               refuses a config whose run cannot fit in memory or time on its device (experiments/budget.py)
@@ -32,6 +34,7 @@ Example (the skeleton of an experiment module):
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -46,7 +49,8 @@ from ..registry import experiments
 from ..runs.context import RunContext
 from ..runs.names import metric
 from ..runs.store import Run, RunStore
-from ..train.checkpoint import list_checkpoints, load_model
+from ..tensorfile import CorruptFileError
+from ..train.checkpoint import checkpoint_path, checkpoint_problem, list_checkpoints, load_model
 from ..train.loop import Callback, TrainConfig, TrainState, train
 from . import budget
 from .base import Experiment
@@ -109,6 +113,21 @@ class ProbeCallback(Callback):
         self.ctx.log(self.step_of(state.step), values, prefix=self.prefix)
 
 
+class _NoteResume(Callback):
+    """Records in the run's provenance the step a resumed training continued from (`RunContext.note_resumed_from`:
+    the first training of a resume that does not start at step 0 counts)."""
+
+    def __init__(self, ctx: RunContext, label: str = ""):
+        self.ctx, self.label = ctx, label
+
+    def on_train_start(self, state: TrainState) -> None:
+        self.ctx.note_resumed_from(state.resumed_from, self.label)
+
+
+def _warn(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def train_timed(ctx: RunContext, model: torch.nn.Module, loss_fn: Callable[[Any, Any], torch.Tensor],
                 batch_fn: Callable[[int, torch.Generator], Any], cfg: TrainConfig, *, seed: int, resume: bool,
                 label: str = "", description: str | None = None, callbacks: Sequence[Callback] = (),
@@ -117,11 +136,22 @@ def train_timed(ctx: RunContext, model: torch.nn.Module, loss_fn: Callable[[Any,
 
     Checkpoints go to `<run dir>/checkpoints[/label]`; the wall time accumulates (over resumes) in results
     `wall_seconds[/label]`; results `trained[/label]` marks it done. Shows a progress bar with the loss.
-    Returns True if it trained, False if it was already trained.
+    A resume records the step it continued from in the run (`Run.resumes`). A model marked trained whose final
+    checkpoint is corrupt or gone is trained again from its newest intact checkpoint (exact: the same weights
+    as before), with a warning on stderr. Returns True if it trained, False if it was already trained.
     """
     store, done_key, wall_key = ctx.store, metric("trained", label), metric("wall_seconds", label)
+    folder = ctx.dir / "checkpoints" / label
     if store.get_result(ctx.id, done_key):
-        return False
+        final = checkpoint_path(folder, cfg.steps)
+        problem = checkpoint_problem(final)
+        if problem is None:
+            return False
+        if problem == "missing":  # a corrupt one is named by the loop's own warning when it moves it aside
+            of = f" of {label}" if label else ""
+            _warn(f"Warning: the final checkpoint{of} ({final.name}) is missing; training it again from its newest "
+                  f"intact checkpoint.")
+        resume = True
     dev = resolve_device(device)  # a config value or a torch.device
     t0 = time.perf_counter()
     before = store.get_result(ctx.id, wall_key, 0.0)
@@ -133,9 +163,9 @@ def train_timed(ctx: RunContext, model: torch.nn.Module, loss_fn: Callable[[Any,
             ctx.progress.update(bar, completed=state.step, loss=f"{state.loss:.3f}")
 
         try:
-            train(model, loss_fn, batch_fn, cfg, seed=seed, checkpoint_dir=ctx.dir / "checkpoints" / label,
-                  resume=resume, callbacks=callbacks, progress=show, label=label or ctx.run.experiment,
-                  device=dev)
+            train(model, loss_fn, batch_fn, cfg, seed=seed, checkpoint_dir=folder, resume=resume,
+                  callbacks=[_NoteResume(ctx, label), *callbacks], progress=show,
+                  label=label or ctx.run.experiment, device=dev)
         finally:
             store.put_result(ctx.id, wall_key, before + time.perf_counter() - t0)
     store.put_result(ctx.id, done_key, True)
@@ -145,7 +175,9 @@ def train_timed(ctx: RunContext, model: torch.nn.Module, loss_fn: Callable[[Any,
 def final_checkpoint(run: Run, model: torch.nn.Module, steps: int, label: str = "",
                      device: str | torch.device = "cpu") -> torch.nn.Module:
     """`model` (freshly built, any init) with the weights of the final checkpoint of `<run dir>/checkpoints
-    [/label]`, in eval mode on `device`. A missing or unfinished training is a StoreError saying what to do."""
+    [/label]`, in eval mode on `device`. A missing or unfinished training is a StoreError saying what to do; a
+    corrupt final checkpoint a CorruptFileError naming the file and the resume that trains that model again from
+    its newest intact checkpoint (see `train_timed`)."""
     found = list_checkpoints(run.dir / "checkpoints" / label)
     if not found or found[-1][0] != steps:
         what = f" for {label}" if label else ""
@@ -155,7 +187,13 @@ def final_checkpoint(run: Run, model: torch.nn.Module, steps: int, label: str = 
         raise StoreError(f"Run {run.id} has no final checkpoint{what}; resume it first "
                          f"(emergelab run --resume {run.id})")
     dev = resolve_device(device)  # a config value or a torch.device
-    return load_model(found[-1][1], model, device=dev).eval()
+    path = found[-1][1]
+    try:
+        return load_model(path, model, device=dev).eval()
+    except CorruptFileError as e:
+        raise CorruptFileError(
+            f"Final checkpoint '{path}' of run {run.id} is corrupt ({e.reason}); train that model again from its "
+            f"newest intact checkpoint with: emergelab run --resume {run.id}", reason=e.reason) from None
 
 
 # --- analysis and reports ---------------------------------------------------------------------------

@@ -82,6 +82,17 @@ class Run:
     owner_host: str | None = None
     resumes: tuple[dict[str, Any], ...] = ()  # one {"at": UTC time, "from_step": int | None, "label": str} each
 
+    @property
+    def owner_since(self) -> str:
+        """When the owning process took the run: its latest resume, else the run's start (UTC, ISO 8601)."""
+        return (self.resumes[-1].get("at") if self.resumes else None) or self.started_at
+
+    def owner(self) -> dict[str, Any] | None:
+        """{"pid", "host", "started"} of the process that started or last resumed the run; None if not recorded."""
+        if self.owner_pid is None:
+            return None
+        return {"pid": self.owner_pid, "host": self.owner_host, "started": self.owner_since}
+
     def info(self) -> dict[str, Any]:
         """Provenance for reports: id, experiment, status, times, config hash, seed, version, git commit, and for
         a run that was resumed, `resumes` (so a report's run data keep one shape for every run never resumed)."""

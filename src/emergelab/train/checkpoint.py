@@ -7,7 +7,9 @@ Tensors are always written from the CPU, so a checkpoint saved on one device loa
 (map_location semantics: `load_checkpoint(path, device=...)`, `load_model(path, model, device=...)`).
 Never unpickles anything. Each file carries a checksum of its tensors (tensorfile), so a corrupt checkpoint
 is a `CorruptFileError` on load, never silently wrong weights; `latest_intact_checkpoint` is what a resume
-loads: the newest checkpoint that reads back whole, with the corrupt newer ones moved aside.
+loads: the newest checkpoint that reads back whole, with the corrupt newer ones moved aside;
+`checkpoint_problem` / `corrupt_newest_checkpoints` tell, without moving anything, whether a finished
+training's final checkpoint still loads (a resume trains it again from the newest intact one if not).
 
 Example:
     >>> save_checkpoint(checkpoint_path("ckpt", 100), model, optimizer, step=100)
@@ -161,6 +163,26 @@ def checkpoint_problem(path: str | Path) -> str | None:
     except StoreError:
         return "missing"
     return None
+
+
+def corrupt_newest_checkpoints(root: str | Path) -> list[tuple[Path, str]]:
+    """(path, reason) of the newest checkpoint of each checkpoint folder under `root` (`root` included) that
+    does not load whole. For a completed run these are final checkpoints: its analysis cannot read them, and a
+    resume trains those models again from their newest intact checkpoint (`latest_intact_checkpoint`).
+
+    Example:
+        >>> corrupt_newest_checkpoints(run.dir / "checkpoints")
+        [(PosixPath('.../checkpoints/1L/step_00000240.safetensors'), 'its tensor data do not match ...')]
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for folder in sorted([root, *(p for p in root.rglob("*") if p.is_dir())]):
+        ckpts = list_checkpoints(folder)
+        if ckpts and (problem := checkpoint_problem(ckpts[-1][1])) is not None:
+            found.append((ckpts[-1][1], problem))
+    return found
 
 
 @dataclass
