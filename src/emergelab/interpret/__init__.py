@@ -5,6 +5,8 @@ from ..lazy import lazy_exports
 
 _EXPORTS = {
     "zero_ablate": ".ablation",
+    **dict.fromkeys(["trace", "TraceCache", "UnknownActivationName", "activation_names"], ".trace"),
+    **dict.fromkeys(["edit", "ablate", "ablate_heads"], ".intervene"),
     **dict.fromkeys(["detection_patterns", "head_scores", "mul_score", "prefix_matching_pattern", "stack_patterns"],
                     ".heads"),
 }

@@ -47,6 +47,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sys
+import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,7 +61,7 @@ from ..hooks import ActivationCache, HookedModule
 from ..registry import did_you_mean
 from .names import FAMILIES, HEADS, INPUT, LOGITS, OUTPUT, WEIGHTS, Site, hf_name_map, templates
 
-__all__ = ["TraceCache", "UnknownActivationName", "activation_names", "trace"]
+__all__ = ["Target", "TraceCache", "UnknownActivationName", "activation_names", "resolve", "trace"]
 
 Names = str | Sequence[str] | Callable[[str], bool] | None
 _OUR_BLOCK = re.compile(r"^(?P<prefix>(?:.+\.)?)blocks\.(?P<layer>\d+)$")
@@ -90,8 +92,14 @@ class _Stop(Exception):
     """Raised by the hook that ends the forward at `stop_at_layer`; caught by `trace`."""
 
 
+Handle = torch.utils.hooks.RemovableHandle
+
+
 @dataclass
-class _Target:
+class Target:
+    """A model resolved for reading and writing activations by name (`resolve`): where each canonical name
+    lives, the blocks, the heads. `trace` (readers) and `interpret.intervene.edit` (writers) share it."""
+
     model: nn.Module
     sites: dict[str, Site]  # canonical name -> where it lives (module path from `model`)
     known_blocks: list[str] | None  # module paths of the blocks, in order; None: found on first use
@@ -110,16 +118,123 @@ class _Target:
             self.known_blocks = [f"{p}blocks.{i}" for p, i in sorted(found, key=lambda x: x[1])] if one_prefix else []
         return self.known_blocks
 
+    def site(self, name: str) -> Site:
+        """Where `name` is read or written; a module path (not a canonical name) is its module's output."""
+        return self.sites.get(name, Site(name))
+
+    def layer_name(self, layer: int, suffix: str) -> str:
+        """The canonical name of `suffix` (e.g. 'attn.hook_z') in block `layer`: `blocks.{layer}.{suffix}`, with
+        our wrapped models' prefix (`transformer.blocks.0.attn.hook_z`). Unknown layer or name: ConfigError."""
+        n = len(self.blocks)
+        if isinstance(layer, bool) or not isinstance(layer, int):
+            raise ConfigError(f"A layer is an integer, got {layer!r}")
+        prefix = self.blocks[0][: -len("blocks.0")] if self.output_logits and n else ""
+        name = f"{prefix}blocks.{layer}.{suffix}"
+        if not 0 <= layer < n:
+            blocks = f"it has {n} blocks (0..{n - 1})" if n else "it has no blocks mapped"
+            raise UnknownActivationName(f"Unknown activation name '{name}' for {self.what}: {blocks}")
+        if name not in self.sites:
+            block = f"{prefix}blocks.{layer}."
+            inside = [k[len(block):] for k in self.sites if k.startswith(block)]
+            raise UnknownActivationName(f"Unknown activation name '{name}' for {self.what}; its blocks have "
+                                        f"{', '.join(inside)}")
+        return name
+
+    def select(self, names: Names) -> list[str]:
+        """The names asked for, checked (unknown: UnknownActivationName listing the valid ones), each once."""
+        if names is None or callable(names):
+            if not self.sites:
+                raise ConfigError(f"{self.what} has no mapped activation names (mapped families: "
+                                  f"{', '.join(f.name for f in FAMILIES)}); pass module paths as names, "
+                                  f"e.g. '{_example_path(self)}'")
+            return list(self.sites) if names is None else [n for n in self.sites if names(n)]
+        wanted = [names] if isinstance(names, str) else list(names)
+        for name in wanted:
+            if name not in self.sites and not _is_module(self.model, name):
+                raise UnknownActivationName(_unknown_message(self, name))
+        return list(dict.fromkeys(wanted))
+
     def modules(self, names: list[str]) -> list[nn.Module]:
         """The module each name is read from (one walk of the model, not one per name)."""
         points = getattr(self.model, "hook_points", {})
         if all(n in points for n in names):  # our models keep their HookPoints by name
             return [points[n] for n in names]
         by_path = dict(self.model.named_modules())
-        return [by_path[self.sites[n].module if n in self.sites else n] for n in names]
+        return [by_path[self.site(n).module] for n in names]
+
+    def hook(self, name: str, module: nn.Module, fn: Callable[[torch.Tensor], Any], write: bool = False) -> Handle:
+        """Call `fn(activation)` where `name` is computed; `write`: the activation becomes what fn returns
+        (a tensor of the same shape; None keeps it). The one place a site becomes a torch hook:
+
+            OUTPUT / WEIGHTS  forward hook; the output (its element 0, or 1 for WEIGHTS) is read / replaced,
+                              a tuple or ModelOutput keeping its other elements
+            INPUT / HEADS     forward pre-hook with kwargs; the first positional input (or `hidden_states`)
+                              is read / replaced; HEADS views it (B, T, H * D) as (B, T, H, D)
+        """
+        site = self.site(name)
+        if site.read in (OUTPUT, WEIGHTS):
+            index = 1 if site.read == WEIGHTS else 0
+            if not write:
+                def read_output(mod: nn.Module, args: tuple, output: Any) -> None:
+                    t = _first_tensor(output, index)
+                    if t is not None:
+                        fn(t)
+
+                return module.register_forward_hook(read_output)
+            if index:
+                raise ConfigError(f"'{name}' cannot be edited on {self.what}: the attention weights are applied "
+                                  f"inside its attention module; edit the per-head output (attn.hook_z) instead")
+
+            def write_output(mod: nn.Module, args: tuple, output: Any) -> Any:
+                t = _first_tensor(output)
+                return None if t is None else _replace_first(output, _checked(name, t, fn(t)))
+
+            return module.register_forward_hook(write_output)
+        assert site.read in (INPUT, HEADS), site.read
+        heads = self.n_heads if site.read == HEADS else None
+
+        def on_input(mod: nn.Module, args: tuple, kwargs: dict) -> Any:
+            positional = bool(args) and isinstance(args[0], torch.Tensor)
+            t = args[0] if positional else kwargs.get("hidden_states")
+            if not isinstance(t, torch.Tensor):
+                return None
+            view = t.unflatten(-1, (heads, -1)) if heads else t  # (B, T, H, D) for z
+            new = fn(view)
+            if not write:
+                return None
+            new = _checked(name, view, new)
+            new = new.flatten(-2) if heads else new
+            return ((new, *args[1:]), kwargs) if positional else (args, {**kwargs, "hidden_states": new})
+
+        return module.register_forward_pre_hook(on_input, with_kwargs=True)
+
+    def encode(self, inputs: Any) -> Any:
+        """Text (a string or a list of strings) through the model's tokenizer; anything else as it is."""
+        if isinstance(inputs, str) or (isinstance(inputs, list) and inputs and all(isinstance(x, str) for x in inputs)):
+            if self.tokenizer is None:
+                raise ConfigError("Text inputs need the model's tokenizer: pass the HFModel that load_hf_model "
+                                  "returns, or token ids")
+            try:
+                return self.tokenizer(inputs, return_tensors="pt", padding=isinstance(inputs, list))
+            except ValueError as e:  # e.g. a batch of texts and a tokenizer without a padding token
+                raise ConfigError(f"Could not tokenize the inputs: {str(e).strip().splitlines()[0]}") from None
+        return inputs
+
+    def call(self, inputs: Any) -> Any:
+        """The model on `inputs` (see `trace`), tensors moved to the model's device."""
+        model = self.model
+        inputs = self.encode(inputs)
+        device = next((p.device for p in model.parameters()), None)
+        move = (lambda v: v.to(device) if isinstance(v, torch.Tensor) else v) if device is not None else (lambda v: v)
+        if isinstance(inputs, Mapping):
+            return model(**{k: move(v) for k, v in inputs.items()})
+        if isinstance(inputs, tuple):
+            return model(*(move(v) for v in inputs))
+        return model(move(inputs))
 
 
-def _target(model: Any) -> _Target:
+def resolve(model: Any) -> Target:
+    """`model` (one of ours, a transformers model, an HFModel, any nn.Module) resolved for names and hooks."""
     tokenizer = None
     if not isinstance(model, nn.Module) and isinstance(getattr(model, "model", None), nn.Module):
         model, tokenizer = model.model, getattr(model, "tokenizer", None)  # an HFModel from models.hf
@@ -127,17 +242,17 @@ def _target(model: Any) -> _Target:
         raise ConfigError(f"trace() needs a torch model (nn.Module), got {type(model).__name__}")
     if isinstance(model, HookedModule):
         sites = {name: Site(name) for name in model.hook_names()} | {LOGITS: Site("")}
-        return _Target(model, sites, None, None, f"this {type(model).__name__}", True, tokenizer)
+        return Target(model, sites, None, None, f"this {type(model).__name__}", True, tokenizer)
     name_map = hf_name_map(model)
     if name_map is None:
-        return _Target(model, {}, [], None, f"this {type(model).__name__}", False, tokenizer)
-    return _Target(model, name_map.sites, name_map.blocks, name_map.n_heads, f"this {name_map.family} model",
-                   False, tokenizer)
+        return Target(model, {}, [], None, f"this {type(model).__name__}", False, tokenizer)
+    return Target(model, name_map.sites, name_map.blocks, name_map.n_heads, f"this {name_map.family} model",
+                  False, tokenizer)
 
 
 def activation_names(model: Any) -> list[str]:
     """Every canonical name `trace(model, ...)` offers, in forward order (module paths are accepted too)."""
-    return list(_target(model).sites)
+    return list(resolve(model).sites)
 
 
 def trace(model: Any, inputs: Any, names: Names = None, stop_at_layer: int | None = None) -> TraceCache:
@@ -158,22 +273,22 @@ def trace(model: Any, inputs: Any, names: Names = None, stop_at_layer: int | Non
         >>> cache = trace(gpt2, ids, names=["blocks.0.attn.hook_pattern", "blocks.0.hook_resid_post"])
         >>> cache["blocks.0.attn.hook_pattern"].shape       # (B, n_heads, T, T)
     """
-    target = _target(model)
-    wanted = _select(target, names)
+    target = resolve(model)
+    wanted = target.select(names)
     stop = _stop_layer(target, stop_at_layer)
     cache = TraceCache()
-    handles: list[torch.utils.hooks.RemovableHandle] = []
+    handles: list[Handle] = []
     logits = target.output_logits and LOGITS in wanted
-    patterns = any(target.sites.get(n, Site("")).read == WEIGHTS for n in wanted)
+    patterns = any(target.site(n).read == WEIGHTS for n in wanted)
     hooked = [n for n in wanted if not (target.output_logits and n == LOGITS)]
     try:
         for name, module in zip(hooked, target.modules(hooked), strict=True):
-            handles.append(_add_reader(target, name, module, cache))
+            handles.append(target.hook(name, module, _store(cache, name)))
         if stop is not None:
             handles.append(_add_stop(target, stop))
         with torch.no_grad(), _eager_attention(target.model, patterns):
             try:
-                cache.output = _call(target, inputs)
+                cache.output = target.call(inputs)
             except _Stop:
                 cache.stopped_at = stop
     finally:
@@ -186,26 +301,19 @@ def trace(model: Any, inputs: Any, names: Names = None, stop_at_layer: int | Non
     return _in_order(cache, wanted)
 
 
+def _store(cache: TraceCache, name: str) -> Callable[[torch.Tensor], None]:
+    def store(t: torch.Tensor) -> None:
+        cache[name] = t.detach()
+
+    return store
+
+
 def _in_order(cache: TraceCache, wanted: list[str]) -> TraceCache:
     """The cache's names in the order asked for (canonical names: forward order), not the order hooks fired."""
     ordered = TraceCache()
     ordered.update((name, cache[name]) for name in wanted if name in cache)
     ordered.output, ordered.stopped_at = cache.output, cache.stopped_at
     return ordered
-
-
-def _select(target: _Target, names: Names) -> list[str]:
-    if names is None or callable(names):
-        if not target.sites:
-            raise ConfigError(f"{target.what} has no mapped activation names (mapped families: "
-                              f"{', '.join(f.name for f in FAMILIES)}); pass module paths as names, "
-                              f"e.g. '{_example_path(target)}'")
-        return list(target.sites) if names is None else [n for n in target.sites if names(n)]
-    wanted = [names] if isinstance(names, str) else list(names)
-    for name in wanted:
-        if name not in target.sites and not _is_module(target.model, name):
-            raise UnknownActivationName(_unknown_message(target, name))
-    return list(dict.fromkeys(wanted))
 
 
 def _is_module(model: nn.Module, path: str) -> bool:
@@ -218,7 +326,7 @@ def _is_module(model: nn.Module, path: str) -> bool:
     return True
 
 
-def _unknown_message(target: _Target, name: str) -> str:
+def _unknown_message(target: Target, name: str) -> str:
     paths = [p for p, _ in target.model.named_modules() if p]
     hint = did_you_mean(name, list(target.sites) + paths)
     if not hint.startswith(" Did you mean"):
@@ -228,13 +336,13 @@ def _unknown_message(target: _Target, name: str) -> str:
     return f"Unknown activation name '{name}' for {target.what}.{hint}"
 
 
-def _example_path(target: _Target) -> str:
+def _example_path(target: Target) -> str:
     paths = [p for p, _ in target.model.named_modules() if p]
     inside = [p for p in paths if target.blocks and p.startswith(target.blocks[0] + ".")]
     return (inside or paths or ["(the model has no submodules)"])[0]
 
 
-def _stop_layer(target: _Target, stop_at_layer: int | None) -> int | None:
+def _stop_layer(target: Target, stop_at_layer: int | None) -> int | None:
     if stop_at_layer is None:
         return None
     n = len(target.blocks)
@@ -256,29 +364,29 @@ def _first_tensor(value: Any, index: int = 0) -> torch.Tensor | None:
     return None
 
 
-def _add_reader(target: _Target, name: str, module: nn.Module, cache: TraceCache) -> torch.utils.hooks.RemovableHandle:
-    site = target.sites.get(name, Site(name))  # a module path reads the module's output
-    if site.read in (OUTPUT, WEIGHTS):
-        index = 1 if site.read == WEIGHTS else 0
-
-        def read_output(mod: nn.Module, args: tuple, output: Any) -> None:
-            t = _first_tensor(output, index)
-            if t is not None:
-                cache[name] = t.detach()
-
-        return module.register_forward_hook(read_output)
-    heads = target.n_heads if site.read == HEADS else None
-    assert site.read in (INPUT, HEADS), site.read
-
-    def read_input(mod: nn.Module, args: tuple, kwargs: dict) -> None:
-        t = args[0] if args and isinstance(args[0], torch.Tensor) else kwargs.get("hidden_states")
-        if isinstance(t, torch.Tensor):
-            cache[name] = (t.unflatten(-1, (heads, -1)) if heads else t).detach()  # (B, T, H, D) for z
-
-    return module.register_forward_pre_hook(read_input, with_kwargs=True)
+def _replace_first(output: Any, new: torch.Tensor) -> Any:
+    """`output` with its first tensor replaced by `new`: a tensor, a tuple / list, or a ModelOutput."""
+    if isinstance(output, torch.Tensor):
+        return new
+    if hasattr(output, "to_tuple"):  # a transformers ModelOutput: an ordered dict whose first value is the tensor
+        output[next(iter(output.keys()))] = new
+        return output
+    return type(output)((new, *output[1:]))
 
 
-def _add_stop(target: _Target, stop: int) -> torch.utils.hooks.RemovableHandle:
+def _checked(name: str, old: torch.Tensor, new: Any) -> torch.Tensor:
+    """What an edit returned, as the activation it replaces (None keeps the activation, edited in place)."""
+    if new is None:
+        return old
+    if not isinstance(new, torch.Tensor):
+        raise ConfigError(f"The edit of '{name}' returned {type(new).__name__}, not a tensor (or None)")
+    if new.shape != old.shape:
+        raise ConfigError(f"The edit of '{name}' returned shape {tuple(new.shape)}; the activation has "
+                          f"{tuple(old.shape)}")
+    return new.to(dtype=old.dtype, device=old.device)
+
+
+def _add_stop(target: Target, stop: int) -> Handle:
     """Registered after the readers, so the last block's own readers fire before the forward ends; block 0's
     resid_pre reader (a pre-hook) never fires at stop 0, as in our models, where it sits inside the block."""
 
@@ -308,26 +416,7 @@ def _eager_attention(model: nn.Module, needed: bool) -> Iterator[None]:
         model.set_attn_implementation(before)
 
 
-def _call(target: _Target, inputs: Any) -> Any:
-    model = target.model
-    if isinstance(inputs, str) or (isinstance(inputs, list) and inputs and all(isinstance(x, str) for x in inputs)):
-        if target.tokenizer is None:
-            raise ConfigError("Text inputs need the model's tokenizer: pass the HFModel that load_hf_model "
-                              "returns, or token ids")
-        try:
-            inputs = target.tokenizer(inputs, return_tensors="pt", padding=isinstance(inputs, list))
-        except ValueError as e:  # e.g. a batch of texts and a tokenizer without a padding token
-            raise ConfigError(f"Could not tokenize the inputs: {str(e).strip().splitlines()[0]}") from None
-    device = next((p.device for p in model.parameters()), None)
-    move = (lambda v: v.to(device) if isinstance(v, torch.Tensor) else v) if device is not None else (lambda v: v)
-    if isinstance(inputs, Mapping):
-        return model(**{k: move(v) for k, v in inputs.items()})
-    if isinstance(inputs, tuple):
-        return model(*(move(v) for v in inputs))
-    return model(move(inputs))
-
-
-def _check_all_ran(target: _Target, wanted: list[str], cache: TraceCache) -> None:
+def _check_all_ran(target: Target, wanted: list[str], cache: TraceCache) -> None:
     missing = [n for n in wanted if n not in cache]
     if not missing:
         return
@@ -336,3 +425,15 @@ def _check_all_ran(target: _Target, wanted: list[str], cache: TraceCache) -> Non
            "it did not run in this forward pass or gave no tensor")
     raise ConfigError(f"No activation '{missing[0]}' from {target.what}: {why}"
                       + (f" ({len(missing) - 1} more names missing)" if len(missing) > 1 else ""))
+
+
+class _CallableModule(types.ModuleType):
+    """`emergelab.interpret.trace` names both this module and its function: once the module is imported the
+    package attribute is the module (Python sets it), so calling the module calls `trace`, and
+    `from emergelab.interpret import trace` gives something that traces either way."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> TraceCache:
+        return trace(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
