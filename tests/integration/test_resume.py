@@ -1,6 +1,7 @@
 """A run killed at any moment (kill -9 or Ctrl-C) resumes and ends with exactly the metrics of an
 uninterrupted run; after kill -9 it reads as interrupted; a corrupt newest checkpoint resumes from the one
-before it, again with exactly the metrics of an uninterrupted run."""
+before it, again with exactly the metrics of an uninterrupted run. The step each resume went on from is recorded
+and shown (`show`, the report's header)."""
 
 import json
 import os
@@ -81,14 +82,15 @@ def test_killed_run_resumes_to_identical_metrics(uninterrupted, tmp_path, how):
     run_dir = store.parent / run_id
     assert not (run_dir / "summary.json").exists()
     assert not list(run_dir.rglob("*.tmp"))
+    from_step = list_checkpoints(run_dir / "checkpoints" / "1L")[-1][0]  # 2L finished: the resume goes into 1L
 
     resumed = emergelab("--resume", run_id, store=store)
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
-    assert_same_as_uninterrupted(store, run_id, clean_store, clean_id)
+    assert_same_as_uninterrupted(store, run_id, clean_store, clean_id, from_step)
 
 
-def assert_same_as_uninterrupted(store: Path, run_id: str, clean_store: Path, clean_id: str) -> None:
+def assert_same_as_uninterrupted(store: Path, run_id: str, clean_store: Path, clean_id: str, from_step: int) -> None:
     run_dir = store.parent / run_id
     got, want = all_metrics(store, run_id), all_metrics(clean_store, clean_id)
     assert set(got) == set(want)
@@ -97,8 +99,12 @@ def assert_same_as_uninterrupted(store: Path, run_id: str, clean_store: Path, cl
     with RunStore(store, create=False) as st:
         run = st.get_run(run_id)
     assert run.status == "completed" and len(run.resumes) == 1
+    assert (run.resumes[0]["from_step"], run.resumes[0]["label"]) == (from_step, "1L")  # the step it went on from
     assert (run_dir / "summary.json").exists() and (run_dir / "report.html").exists()
     assert "<dt>resumed</dt><dd>1x (last " in (run_dir / "report.html").read_text()
+    assert f" from 1L step {from_step})</dd>" in (run_dir / "report.html").read_text()
+    shown = cli("show", run_id, "--store", str(store))
+    assert f"resumed at {run.resumes[0]['at']} from 1L step {from_step}" in shown.stdout, shown.stdout
     # the analysis of the resumed run is that of the uninterrupted one (training times aside)
     want_summary = json.loads((clean_store.parent / clean_id / "summary.json").read_text())
     assert without_times(json.loads((run_dir / "summary.json").read_text())) == without_times(want_summary)
@@ -124,7 +130,7 @@ def test_a_corrupt_newest_checkpoint_resumes_from_the_one_before_with_identical_
     assert resumed.returncode == 0, err
     assert (f"Warning: checkpoint {path.name} of 1L is corrupt (its tensor data do not match the checksum saved "
             f"with them); moved aside to {path.name}.corrupt; resuming from step {older}.") in err, err
-    assert_same_as_uninterrupted(store, run_id, clean_store, clean_id)
+    assert_same_as_uninterrupted(store, run_id, clean_store, clean_id, older)
 
 
 def without_times(tree):
