@@ -9,6 +9,8 @@ _EXPORTS = {
     **dict.fromkeys(["edit", "ablate", "ablate_heads"], ".intervene"),
     **dict.fromkeys(["detection_patterns", "head_scores", "mul_score", "prefix_matching_pattern", "stack_patterns"],
                     ".heads"),
+    **dict.fromkeys(["ImageAttribution", "TokenAttribution", "attribute_image", "attribute_tokens"], ".attribution"),
+    **dict.fromkeys(["ProbeResult", "flatten_activations", "linear_probe", "probe_layers", "project"], ".probes"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)
