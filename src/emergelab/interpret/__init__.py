@@ -11,6 +11,9 @@ _EXPORTS = {
                     ".heads"),
     **dict.fromkeys(["ImageAttribution", "TokenAttribution", "attribute_image", "attribute_tokens"], ".attribution"),
     **dict.fromkeys(["ProbeResult", "flatten_activations", "linear_probe", "probe_layers", "project"], ".probes"),
+    **dict.fromkeys(["AttentionPatterns", "attention", "attention_patterns", "head_detectors", "rollout"],
+                    ".attention"),
+    **dict.fromkeys(["LogitLens", "logit_lens", "unembedding"], ".lens"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)
