@@ -1,8 +1,11 @@
 """interpret/attention.py: attention patterns on every model trace reads (tiny random transformers models of each
 family, checked against output_attentions of a plain eager forward; our Transformer; the real MiniLM), the head
-detectors on any model, and attention rollout on hand-computed examples and on real weights."""
+detectors on any model, and attention rollout on hand-computed examples and on real weights; SmolLM2 (slow)."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -203,3 +206,24 @@ def test_real_minilm_patterns_and_rollout():
     discarded = rollout(att.patterns, head_fusion="max", discard_ratio=0.9)
     torch.testing.assert_close(discarded.sum(-1), torch.ones(1, T_))
     assert not torch.allclose(discarded, rollout(att.patterns, head_fusion="max"))
+
+
+# --- real weights: SmolLM2-135M (slow; where the converted folder exists) -------------------------------------
+SMOLLM2 = Path(os.environ.get("EMERGELAB_SMOLLM2", "/tmp/hf-cache/smollm2-135m-instruct"))
+
+
+@pytest.mark.slow
+def test_smollm2_patterns_per_query_head_and_its_induction_heads():
+    if not (SMOLLM2 / "config.json").is_file():
+        pytest.skip(f"no converted SmolLM2 folder at {SMOLLM2} (set EMERGELAB_SMOLLM2)")
+    torch.set_num_threads(1)
+    lm = load_hf_model(SMOLLM2)
+    x = torch.randint(0, lm.model.config.vocab_size, (2, 20), generator=torch.Generator().manual_seed(0))
+    tokens = torch.cat([x, x], 1)
+    patterns = attention_patterns(lm, tokens)
+    assert patterns.shape == (30, 2, 9, 40, 40)  # 9 query heads on 3 KV heads: one pattern per query head
+    torch.testing.assert_close(patterns, plain_attentions(lm.model, tokens), atol=1e-5, rtol=0)
+    scores = head_detectors(lm, tokens)["induction"]  # (30, 9)
+    best = int(scores.flatten().argmax())
+    assert 15 <= best // 9 <= 24 and scores.max() > 0.3  # the induction heads sit in the middle layers (17, 18)
+    assert scores[:10].max() < 0.1  # and not in the first third

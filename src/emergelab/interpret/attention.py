@@ -10,7 +10,7 @@ Grouped-query attention (Llama / SmolLM2: 9 query heads sharing 3 KV heads) give
 Example:
     >>> lm = load_hf_model("models/smollm2")
     >>> att = attention(lm, "The capital of France is")
-    >>> att.patterns.shape, att.tokens[0][:3]          # (30, 1, 9, 6, 6), ['The', ' capital', ' of']
+    >>> att.patterns.shape, att.tokens[0][:3]          # (30, 1, 9, 5, 5), ['The', ' capital', ' of']
     >>> scores = head_detectors(lm, torch.randint(0, 49152, (4, 50)).repeat(1, 2))["induction"]  # (30, 9)
     >>> rollout(att.patterns, head_fusion="max", discard_ratio=0.9)[0, -1]   # (T,): last token's rollout
 """

@@ -167,7 +167,7 @@ def attention_patterns(model: Any, inputs: Any, layers: Sequence[int] | None = N
         finds it from the model's names. Only the pattern hooks listen: the rest of the model runs its fast path.
 
     Example:
-        >>> attention_patterns(smollm2, "The capital of France is").shape   # (30, 1, 9, 6, 6)
+        >>> attention_patterns(smollm2, "The capital of France is").shape   # (30, 1, 9, 5, 5)
         >>> attention_patterns(icl_model, seq, layers=[-1])                 # the last layer only: (1, B, H, T, T)
     """
     found_prefix, chosen = pattern_layers(model, layers, prefix)
