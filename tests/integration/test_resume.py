@@ -1,7 +1,8 @@
 """A run killed at any moment (kill -9 or Ctrl-C) resumes and ends with exactly the metrics of an
 uninterrupted run; after kill -9 it reads as interrupted; a corrupt newest checkpoint resumes from the one
-before it, again with exactly the metrics of an uninterrupted run. The step each resume went on from is recorded
-and shown (`show`, the report's header)."""
+before it, again with exactly the metrics of an uninterrupted run, also when it is the final checkpoint of a model
+already trained (trained again from the one before). The step each resume went on from is recorded and shown
+(`show`, the report's header)."""
 
 import json
 import os
@@ -90,7 +91,8 @@ def test_killed_run_resumes_to_identical_metrics(uninterrupted, tmp_path, how):
     assert_same_as_uninterrupted(store, run_id, clean_store, clean_id, from_step)
 
 
-def assert_same_as_uninterrupted(store: Path, run_id: str, clean_store: Path, clean_id: str, from_step: int) -> None:
+def assert_same_as_uninterrupted(store: Path, run_id: str, clean_store: Path, clean_id: str, from_step: int,
+                                 label: str = "1L") -> None:
     run_dir = store.parent / run_id
     got, want = all_metrics(store, run_id), all_metrics(clean_store, clean_id)
     assert set(got) == set(want)
@@ -99,12 +101,12 @@ def assert_same_as_uninterrupted(store: Path, run_id: str, clean_store: Path, cl
     with RunStore(store, create=False) as st:
         run = st.get_run(run_id)
     assert run.status == "completed" and len(run.resumes) == 1
-    assert (run.resumes[0]["from_step"], run.resumes[0]["label"]) == (from_step, "1L")  # the step it went on from
+    assert (run.resumes[0]["from_step"], run.resumes[0]["label"]) == (from_step, label)  # the step it went on from
     assert (run_dir / "summary.json").exists() and (run_dir / "report.html").exists()
     assert "<dt>resumed</dt><dd>1x (last " in (run_dir / "report.html").read_text()
-    assert f" from 1L step {from_step})</dd>" in (run_dir / "report.html").read_text()
+    assert f" from {label} step {from_step})</dd>" in (run_dir / "report.html").read_text()
     shown = cli("show", run_id, "--store", str(store))
-    assert f"resumed at {run.resumes[0]['at']} from 1L step {from_step}" in shown.stdout, shown.stdout
+    assert f"resumed at {run.resumes[0]['at']} from {label} step {from_step}" in shown.stdout, shown.stdout
     # the analysis of the resumed run is that of the uninterrupted one (training times aside)
     want_summary = json.loads((clean_store.parent / clean_id / "summary.json").read_text())
     assert without_times(json.loads((run_dir / "summary.json").read_text())) == without_times(want_summary)
@@ -121,16 +123,22 @@ def test_a_corrupt_newest_checkpoint_resumes_from_the_one_before_with_identical_
     assert proc.returncode == 130
     folder = store.parent / run_id / "checkpoints" / "1L"
     (older, _), (newest, path) = list_checkpoints(folder)[-2:]
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2:len(data) // 2 + 256] = random.Random(0).randbytes(256)  # the header still parses
-    path.write_bytes(bytes(data))
+    # and the final checkpoint of 2L, trained already: the resume trains it again from the one before
+    (older_2l, _), (final_2l, path_2l) = list_checkpoints(folder.parent / "2L")[-2:]
+    assert final_2l == 240
+    for bad in (path, path_2l):
+        data = bytearray(bad.read_bytes())
+        data[len(data) // 2:len(data) // 2 + 256] = random.Random(0).randbytes(256)  # the header still parses
+        bad.write_bytes(bytes(data))
 
     resumed = emergelab("--resume", run_id, store=store)
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
     assert (f"Warning: checkpoint {path.name} of 1L is corrupt (its tensor data do not match the checksum saved "
             f"with them); moved aside to {path.name}.corrupt; resuming from step {older}.") in err, err
-    assert_same_as_uninterrupted(store, run_id, clean_store, clean_id, older)
+    assert f"Warning: checkpoint {path_2l.name} of 2L is corrupt" in err, err
+    assert f"resuming from step {older_2l}." in err, err
+    assert_same_as_uninterrupted(store, run_id, clean_store, clean_id, older_2l, label="2L")  # the first it went into
 
 
 def without_times(tree):
