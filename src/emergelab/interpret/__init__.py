@@ -7,6 +7,7 @@ _EXPORTS = {
     "zero_ablate": ".ablation",
     **dict.fromkeys(["trace", "TraceCache", "UnknownActivationName", "activation_names"], ".trace"),
     **dict.fromkeys(["edit", "ablate", "ablate_heads"], ".intervene"),
+    **dict.fromkeys(["activation_patching", "attribution_patching", "PatchingResult"], ".patching"),
     **dict.fromkeys(["detection_patterns", "head_scores", "mul_score", "prefix_matching_pattern", "stack_patterns"],
                     ".heads"),
     **dict.fromkeys(["ImageAttribution", "TokenAttribution", "attribute_image", "attribute_tokens"], ".attribution"),
