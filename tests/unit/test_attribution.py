@@ -47,7 +47,7 @@ def test_ig_equals_captum_layer_integrated_gradients(tiny_lms, family):
     """A token-id baseline: the same integral as Captum's LayerIntegratedGradients on the embedding module."""
     lm = tiny_lms[family]
     ids = _ids(lm, TEXTS[0])
-    ours_ = attribute_tokens(lm, ids, target="mat", baseline=2, n_steps=24)
+    ours_ = attribute_tokens(lm, ids, target="mat", baseline=2, keep_first=False, n_steps=24)
     tok = lm.tokenizer.convert_tokens_to_ids("mat")
     lig = LayerIntegratedGradients(lambda x: lm.model(input_ids=x).logits[:, -1, tok], lm.model.get_input_embeddings())
     ref, delta = lig.attribute(ids, baselines=torch.full_like(ids, 2), n_steps=24, return_convergence_delta=True)
@@ -67,7 +67,12 @@ def test_ig_zero_and_saliency_equal_captum_on_inputs_embeds(tiny_lms):
         return lm.model(inputs_embeds=e).logits[:, -1, tok]
 
     ref = IntegratedGradients(f).attribute(embeds, baselines=torch.zeros_like(embeds), n_steps=16)
-    got = attribute_tokens(lm, ids, target=tok, baseline="zero", n_steps=16)
+    got = attribute_tokens(lm, ids, target=tok, baseline="zero", keep_first=False, n_steps=16)
+    ref_kept = IntegratedGradients(f).attribute(embeds, baselines=torch.cat([embeds[:, :1], 0 * embeds[:, 1:]], 1),
+                                                n_steps=16)
+    kept = attribute_tokens(lm, ids, target=tok, baseline="zero", n_steps=16)  # keep_first: position 0 stays
+    torch.testing.assert_close(kept.attributions, ref_kept, rtol=1e-4, atol=1e-5)
+    assert kept.scores[0, 0] == 0 and got.scores[0, 0] != 0
     torch.testing.assert_close(got.attributions, ref, rtol=1e-4, atol=1e-5)
     ref_s = Saliency(f).attribute(embeds.clone().requires_grad_(), abs=True)
     got_s = attribute_tokens(lm, ids, target=tok, method="saliency")
@@ -99,7 +104,7 @@ def test_gradient_x_input_by_hand_on_our_transformer(ours):
 
 @pytest.mark.parametrize("family", ["gpt2", "llama"])
 def test_ig_completeness_with_the_default_baseline(tiny_lms, family):
-    out = attribute_tokens(tiny_lms[family], TEXTS, n_steps=32)
+    out = attribute_tokens(tiny_lms[family], TEXTS, n_steps=64)
     gap = out.target_logits - out.baseline_logits
     assert gap.abs().min() > 0.1  # a real difference to explain
     torch.testing.assert_close(out.scores.sum(1), gap, atol=1e-3, rtol=1e-3)
