@@ -7,7 +7,7 @@ from emergelab.registry import Registry, experiments
 def test_unknown_name_suggests_the_close_one():
     with pytest.raises(RegistryError) as e:
         experiments.get("inductoin")
-    assert str(e.value) == "Unknown experiment 'inductoin'. Did you mean: induction?"
+    assert str(e.value) == "Unknown experiment 'inductoin'. Did you mean: induction, lm-induction?"
 
 
 def test_no_close_match_lists_choices_and_duplicates_are_refused():

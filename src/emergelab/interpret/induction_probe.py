@@ -79,7 +79,7 @@ def split_losses(model: Transformer, batch: InductionBatch) -> tuple[float, floa
     return tok_loss[on.repeated].mean().item(), tok_loss[~on.repeated].mean().item()
 
 
-def _head_dicts(heads: Sequence[Head]) -> list[dict[str, int]]:
+def head_dicts(heads: Sequence[Head]) -> list[dict[str, int]]:
     return [{"layer": layer, "head": head} for layer, head in heads]
 
 
@@ -146,6 +146,30 @@ def ablation_control(named: Sequence[Head], prev: set[Head], n_layers: int, n_he
     return result(choice, how, pool, sets, n_sets <= draws)
 
 
+def control_effects(control: dict[str, Any], losses: Callable[[Sequence[Head]], tuple[float, float]]) -> dict[str, Any]:
+    """The "control" section of an ablation summary: `losses(heads) -> (repeated loss, first loss)` with each set of
+    `control` (`ablation_control`) removed, rounded to 6 digits; "repeated_loss" and "first_loss" are the means over
+    the sets (None without a control), with the smallest and largest repeated loss and the standard deviation over
+    the sets beside them. Shared by every model family's ablation (this module's and `lm_induction_probe`'s)."""
+    draws = []
+    for heads in control["sets"]:
+        r, f = losses(heads)
+        draws.append({"heads": head_dicts(heads), "repeated_loss": round(r, 6), "first_loss": round(f, 6)})
+    reps = [d["repeated_loss"] for d in draws]
+
+    def stat(value: float | None) -> float | None:
+        return None if value is None else round(value, 6)
+
+    return {
+        "choice": control["choice"], "how": control["how"], "n_heads": control["n_heads"],
+        "pool": head_dicts(control["pool"]), "exhaustive": control["exhaustive"], "draws": draws,
+        "repeated_loss": stat(statistics.fmean(reps) if reps else None),
+        "first_loss": stat(statistics.fmean(d["first_loss"] for d in draws) if draws else None),
+        "repeated_loss_min": stat(min(reps, default=None)), "repeated_loss_max": stat(max(reps, default=None)),
+        "repeated_loss_std": stat(statistics.pstdev(reps) if reps else None),
+    }
+
+
 def _ablator(model: Transformer, batch: InductionBatch, kind: str) -> Callable[[Sequence[Head]], Any]:
     if kind == "zero":
         return lambda heads: zero_ablate(model, heads)
@@ -173,23 +197,7 @@ def ablation_effects(model: Transformer, batch: InductionBatch, ablated: Sequenc
 
     clean_rep, clean_first = split_losses(model, batch)
     abl_rep, abl_first = losses(ablated)
-    draws = []
-    for heads in control["sets"]:
-        r, f = losses(heads)
-        draws.append({"heads": _head_dicts(heads), "repeated_loss": round(r, 6), "first_loss": round(f, 6)})
-    reps = [d["repeated_loss"] for d in draws]
-
-    def stat(value: float | None) -> float | None:
-        return None if value is None else round(value, 6)
-
-    ctl = {
-        "choice": control["choice"], "how": control["how"], "n_heads": control["n_heads"],
-        "pool": _head_dicts(control["pool"]), "exhaustive": control["exhaustive"], "draws": draws,
-        "repeated_loss": stat(statistics.fmean(reps) if reps else None),
-        "first_loss": stat(statistics.fmean(d["first_loss"] for d in draws) if draws else None),
-        "repeated_loss_min": stat(min(reps, default=None)), "repeated_loss_max": stat(max(reps, default=None)),
-        "repeated_loss_std": stat(statistics.pstdev(reps) if reps else None),
-    }
+    ctl = control_effects(control, losses)
     per_head = []
     for layer in range(model.cfg.n_layers):
         for head in range(model.cfg.n_heads):
@@ -197,7 +205,7 @@ def ablation_effects(model: Transformer, batch: InductionBatch, ablated: Sequenc
             per_head.append({"layer": layer, "head": head, "repeated_loss": round(r, 6), "first_loss": round(f, 6)})
     return {
         "kind": kind,
-        "heads": _head_dicts(ablated),
+        "heads": head_dicts(ablated),
         "clean_repeated_loss": round(clean_rep, 6), "clean_first_loss": round(clean_first, 6),
         "ablated_repeated_loss": round(abl_rep, 6), "ablated_first_loss": round(abl_first, 6),
         "control": ctl,
