@@ -56,14 +56,20 @@ def scatter_by_label(ax: Axes, coords: Any, labels: Any, *, max_classes: int = 2
     size = point_size if point_size is not None else float(np.clip(2000 / max(len(xy), 1), 4, 36))
     if cats is None:
         return ax.scatter(xy[:, 0], xy[:, 1], c=lab, s=size, cmap="viridis", alpha=0.8, linewidths=0)
-    colors = class_colors(len(cats))
-    for cat, color in zip(cats, colors, strict=True):
-        sel = lab == cat
-        ax.scatter(xy[sel, 0], xy[sel, 1], s=size, color="#adb5bd" if cat is OTHER else color, alpha=0.8,
-                   linewidths=0, label=f"{mpl_text(cat)} ({int(sel.sum())})")
+    from matplotlib.lines import Line2D
+
+    palette = [c if cat is not OTHER else (0.68, 0.71, 0.74, 1.0) for cat, c in zip(cats, class_colors(len(cats)),
+                                                                                   strict=True)]
+    index = {cat: i for i, cat in enumerate(cats)}
+    codes = np.array([index[v] for v in lab])
+    # one scatter in a fixed shuffled order: no class is painted over another just for coming later
+    order = np.random.default_rng(0).permutation(len(xy))
+    ax.scatter(xy[order, 0], xy[order, 1], s=size, c=np.asarray(palette)[codes[order]], alpha=0.8, linewidths=0)
     if legend:
-        ax.legend(title=mpl_text(label_name, 24) if label_name else None, loc="upper left", bbox_to_anchor=(1.01, 1),
-                  fontsize=7.5, title_fontsize=8, frameon=False, markerscale=max(1.0, 20 / size) ** 0.5,
+        handles = [Line2D([], [], marker="o", linestyle="", color=palette[i], markersize=6,
+                          label=f"{mpl_text(cat)} ({int((codes == i).sum())})") for i, cat in enumerate(cats)]
+        ax.legend(handles=handles, title=mpl_text(label_name, 24) if label_name else None, loc="upper left",
+                  bbox_to_anchor=(1.01, 1), fontsize=7.5, title_fontsize=8, frameon=False,
                   ncols=1 if len(cats) <= 12 else 2)
     return None
 
