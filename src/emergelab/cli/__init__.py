@@ -5,6 +5,7 @@ code 2, never a traceback; a bug of ours prints its traceback and asks to be rep
 
     app.py      the typer app, shared options, `command` (registers a command behind the boundary)
     compute.py  run, sweep, icl-eval
+    inspect.py  inspect
     browse.py   list, config, list-runs, list-sweeps, show, report
     output.py   tables that never split an id or a number, --json documents
 """
@@ -12,7 +13,8 @@ code 2, never a traceback; a bug of ours prints its traceback and asks to be rep
 from __future__ import annotations
 
 # isort: off
-from . import compute, browse  # noqa: F401  (registers the commands, in the order --help lists them)
+from . import compute, browse, inspect  # noqa: F401  (registers the commands, in the order --help lists them)
+from . import models  # noqa: F401  (`emergelab models`)
 from .app import app
 
 # isort: on
