@@ -1,6 +1,7 @@
 """Every registered experiment gets these tests by registering with `tiny` overrides (kit.register):
-it runs, its summary is JSON-safe, its sweep metrics exist in the summary, its report re-renders
-byte-identically from the store, and `--reanalyze` reproduces the summary."""
+it runs, its summary is JSON-safe and is the one its config declares (`summary_paths()`, what `sweep --metric`
+is checked against), its sweep metrics exist in the summary, its report re-renders byte-identically from the
+store, and `--reanalyze` reproduces the summary."""
 
 import json
 import math
@@ -9,8 +10,10 @@ import pytest
 
 import emergelab.experiments  # noqa: F401  (registers the built-in experiments)
 from emergelab import api
+from emergelab.experiments.configs.schema import compare
 from emergelab.registry import experiments
 from emergelab.sweeps import lookup
+from emergelab.sweeps.run import declared_summary_paths
 
 NAMES = experiments.names()
 VOLATILE = ("wall_seconds",)  # timings differ between a run and its reanalysis
@@ -74,6 +77,16 @@ def test_it_runs_and_its_summary_is_json_safe(finished):
     assert on_disk == result.summary
     assert _finite_json(on_disk), f"{name}: summary holds NaN/inf or non-JSON values"
     assert isinstance(on_disk.get("checks", []), list)
+
+
+def test_its_summary_is_the_declared_one(finished):
+    name, _, result = finished
+    exp = experiments.get(name)
+    declared = declared_summary_paths(exp, api.experiment_config(name, overrides=list(exp.tiny) + ["threads=1"]))
+    assert declared, f"{name} declares no summary: give its config a summary_paths() (experiments/configs/schema.py)"
+    undeclared, unfound = compare(result.summary, declared)
+    assert not undeclared, f"{name}: summary values the experiment does not declare: {undeclared}"
+    assert not unfound, f"{name}: declared paths the summary does not hold: {unfound}"
 
 
 def test_its_sweep_metrics_exist_in_the_summary(finished):

@@ -1,5 +1,6 @@
 """Commands that compute nothing start fast: `emergelab --help`, `--version`, `list`, `config EXPERIMENT`,
-`list-runs` and `show RUN` import none of the libraries that take seconds to load.
+`list-runs` and `show RUN` import none of the libraries that take seconds to load; `config` and `list-runs`
+not even numpy.
 
 Measured on the shared 2-core machine (`python -X importtime -c "import X"`, warm file cache): torch 1.7 s,
 transformers 1.9 s, scikit-learn 1.3 s (sklearn.manifold 1.5 s), scipy.stats 1.1 s, matplotlib.pyplot 0.6 s;
@@ -90,6 +91,25 @@ def test_commands_import_no_heavy_library(store: tuple[Path, str], tmp_path: Pat
     assert not failed, f"exit codes: {failed}\n{proc.stderr[-4000:]}"
     heavy = {name: r["imported"] for name, r in results.items() if r["imported"]}
     assert not heavy, f"these commands imported heavy libraries: {heavy}"
+
+
+def test_config_and_list_runs_import_no_numpy(store: tuple[Path, str], tmp_path: Path) -> None:
+    """`config EXPERIMENT` reads a config class and `list-runs` the store: neither needs numpy (config classes
+    are numpy-free, e.g. rbf-approx names its functions there and computes them in experiments/rbf_approx.py).
+    Each command runs in its own interpreter, so one command's import cannot hide another's."""
+    cmds = commands(store)
+    names = ["list-runs", *(name for name in cmds if name.startswith("config "))]
+    imported = {}
+    for i, name in enumerate(names):
+        out = tmp_path / f"numpy{i}.json"
+        proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps({name: cmds[name]}), json.dumps(["numpy"]),
+                               str(out)], capture_output=True, text=True, timeout=120)
+        assert out.is_file(), f"{name} crashed:\n{proc.stderr[-4000:]}"
+        found = json.loads(out.read_text())
+        assert found["results"][name]["code"] == 0, proc.stderr[-4000:]
+        if found["at_import"] or found["results"][name]["imported"]:
+            imported[name] = "at the CLI's import" if found["at_import"] else "while it ran"
+    assert not imported, f"these commands imported numpy: {imported}"
 
 
 @pytest.mark.parametrize("name", ["--help", "--version", "list", "config induction", "list-runs", "show"])

@@ -72,11 +72,11 @@ class TransformerShape:
     """The `model` section of experiments that train one `Transformer`; each experiment sets its own defaults
     through `field(default_factory=lambda: TransformerShape(...))`."""
 
-    n_layers: int = 2
-    d_model: int = 64
+    n_layers: int = 2  # transformer blocks
+    d_model: int = 64  # width of the residual stream (embedding size)
     n_heads: int = 4  # must divide d_model
     d_mlp: int = 0  # 0 = attention-only
-    layernorm: bool = False
+    layernorm: bool = False  # pre-LN: LayerNorm before each block's attention and MLP, and before the read-out
 
     def __post_init__(self) -> None:
         self.validate()

@@ -37,11 +37,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from .choices import BOS_MODES
 from .task import CONDITIONS, CONTENT_FREE, ICLTask, TaskError, condition_labels, split_examples
 
 __all__ = ["BOS_MODES", "Encoded", "EncodedPrompts", "demo_text", "encode_task", "lead_ids", "prompt_texts"]
 
-BOS_MODES = ("auto", "always", "never")
 Encoded = dict[tuple[int, int, str], tuple["EncodedPrompts", list[int]]]  # (seed, k, condition) -> prompts, gold
 
 

@@ -33,11 +33,11 @@ import numpy as np
 import yaml
 
 from ..errors import ConfigError
+from .choices import CONDITIONS
 
 __all__ = ["CONDITIONS", "CONTENT_FREE", "ICLTask", "TaskError", "builtin_tasks", "condition_labels", "load_task",
            "split_examples", "task_texts"]
 
-CONDITIONS = ("gold", "random", "flipped", "unrelated")
 UNRELATED_WORDS = (" foo", " bar", " baz", " qux", " zip", " zap", " bim", " bop")  # Wei et al. 2023 use foo/bar
 CONTENT_FREE = "N/A"  # Zhao et al. 2021's content-free input
 TASKS_DIR = "tasks"  # package data: emergelab/icl/tasks/*.yaml

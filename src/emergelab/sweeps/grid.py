@@ -19,8 +19,11 @@ from typing import Any
 import yaml
 
 from ..config import ConfigError, parse_override
+from ..experiments.configs.schema import matches
+from ..registry import did_you_mean
 
-__all__ = ["check_grid", "expand", "lookup", "parse_grid", "path_hint", "point_overrides", "summary_paths"]
+__all__ = ["check_grid", "check_metrics", "expand", "lookup", "parse_grid", "path_hint", "point_overrides",
+           "summary_paths"]
 
 
 def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
@@ -109,3 +112,38 @@ def path_hint(name: str, paths: list[str]) -> str:
     if close:
         return f" Did you mean: {', '.join(close)}?"
     return f" The summaries have {len(paths)} values, e.g. {', '.join(paths[:8])}."
+
+
+def check_metrics(experiment: str, metrics: Sequence[str], declared: Sequence[Sequence[str]]) -> None:
+    """ConfigError, before anything runs, for a metric that no point's summary will hold. `declared`: each
+    point's summary path patterns ('*' is any list index; experiments/configs/schema.py).
+
+    Example:
+        >>> check_metrics("rbf-approx", ["results.-1.rmse"], [["results.*.rmse", "results.*.k"]])  # passes
+        >>> check_metrics("rbf-approx", ["results.0.rmsee"], [["results.*.rmse"]])
+        Traceback (most recent call last):
+        ConfigError: Unknown --metric 'results.0.rmsee': no rbf-approx summary has it. Did you mean: results.0.rmse?
+    """
+    patterns = sorted({p for paths in declared for p in paths})
+    for name in metrics:
+        if not matches(name, patterns):
+            hint = _metric_hint(name, patterns)
+            raise ConfigError(f"Unknown --metric '{name}': no {experiment} summary has it.{hint}")
+
+
+def _metric_hint(name: str, patterns: list[str]) -> str:
+    """' Did you mean: x?' over the declared paths (their '*' shown as the name's own index, else 0); without a
+    close one, the paths themselves when they are few, else the summary's top-level keys."""
+    parts = name.split(".")
+
+    def shown(pattern: str) -> str:
+        pat = pattern.split(".")
+        return ".".join(parts[i] if p == "*" and i < len(parts) and parts[i].lstrip("-").isdigit()
+                        else "0" if p == "*" else p for i, p in enumerate(pat))
+
+    paths = list(dict.fromkeys(shown(p) for p in patterns))
+    hint = did_you_mean(name, paths)
+    if hint.startswith(" Did you mean") or len(paths) <= 12:
+        return hint
+    top = sorted({p.split(".")[0] for p in patterns})
+    return f" Its summary's top-level keys: {', '.join(top)} (see summary.json of a finished run)."

@@ -24,13 +24,13 @@ from ..config import ConfigError
 from ..registry import experiments
 from ..runs.store import RunStore
 from .executors import run_in_process, run_processes
-from .grid import check_grid, expand, parse_grid
+from .grid import check_grid, check_metrics, expand, parse_grid
 from .output import write_outputs
 from .plan import SweepResult, Task, collect, plan_sweep, point_configs, record_outcome
 from .progress import SweepProgress
 from .ray_executor import ray_preflight, run_ray
 
-__all__ = ["EXECUTORS", "list_sweeps", "run_sweep"]
+__all__ = ["EXECUTORS", "declared_summary_paths", "list_sweeps", "run_sweep"]
 
 EXECUTORS = ("local", "ray")
 
@@ -52,7 +52,8 @@ def run_sweep(
     """Run `experiment` at every point of `grid` (config defaults <- `config` <- `overrides` <- the point).
 
     `grid`: {'task.pool_size': [1, 4, 16]} or its `--grid` text ['task.pool_size=1,4,16'].
-    Every point's config is validated before anything runs: a bad key or value anywhere creates nothing.
+    Every point's config is validated, and every metric checked against the summary its experiment declares,
+    before anything runs: a bad key, value or metric anywhere creates nothing.
     executor 'local' with workers=1 runs the points one after another in this process; workers > 1 uses
     that many processes with cores/workers torch threads each; 'ray' runs each point as a Ray task in
     node-local scratch space, `workers` at a time (`address`: a running cluster; None starts Ray on this
@@ -69,12 +70,15 @@ def run_sweep(
     grid = dict(grid) if isinstance(grid, dict) else parse_grid(list(grid))
     check_grid(grid)
     base, configs = point_configs(exp.config_cls, grid, config, overrides)
+    metrics = list(metrics or exp.sweep_metrics)
+    declared = [declared_summary_paths(exp, cfg) for cfg in configs]
+    if all(paths is not None for paths in declared):
+        check_metrics(experiment, metrics, declared)
     if exp.check is not None:
         for cfg in configs:
             exp.check(cfg)
     if executor == "ray":
         ray_preflight(address)
-    metrics = list(metrics or exp.sweep_metrics)
     spec = {"grid": grid, "overrides": list(overrides or []), "config": str(config) if config else None,
             "metrics": metrics}
     with RunStore(store) as st:
@@ -109,6 +113,17 @@ def run_sweep(
     result = collect(plan.sweep_id, store=store_path, reused=set(plan.done), failed=failed, errors=errors)
     write_outputs(result)
     return result
+
+
+def declared_summary_paths(exp: Any, cfg: Any) -> list[str] | None:
+    """The summary path patterns a run of `cfg` produces, as its experiment declares them: `summary_paths(cfg)`
+    given to `kit.register`, else the config's own `summary_paths()` (experiments/configs/schema.py); None for
+    an experiment that declares none (its unknown metrics are reported after the sweep, from the summaries)."""
+    declared = getattr(exp, "summary_paths", None)
+    if callable(declared):
+        return list(declared(cfg))
+    own = getattr(cfg, "summary_paths", None)
+    return list(own()) if callable(own) else None
 
 
 def list_sweeps(*, store: str | Path | None = None) -> list[dict[str, Any]]:

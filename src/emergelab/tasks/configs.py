@@ -75,7 +75,7 @@ class BurstyTaskConfig:
 class RegressionTaskConfig:
     d: int = 5  # input dimension
     n_points: int = 0  # examples per prompt, the last one the query; 0 = 2d + 1 (reaches k = 2d)
-    function: Literal["linear", "sparse", "relu"] = "linear"
+    function: Literal["linear", "sparse", "relu"] = "linear"  # y = w.x, w.x with sparse w, or a random ReLU net
     sparsity: int = 2  # nonzero coordinates of w (function='sparse')
     hidden: int = 100  # hidden units of the random ReLU net (function='relu'; Garg et al. use 100)
     noise_std: float = 0.0  # Gaussian noise on y; ridge with alpha = noise_std^2 is then Bayes-optimal
@@ -114,11 +114,11 @@ class CurriculumConfig:
         (4, 9)
     """
 
-    enabled: bool = False
+    enabled: bool = False  # off: train on the full d and n from step 0
     d_start: int = 2  # active input coordinates at step 0 (the rest of x is 0)
     n_start: int = 5  # points per prompt at step 0
     d_step: int = 1  # added every interval
-    n_step: int = 2
+    n_step: int = 2  # points per prompt added every interval
     interval: int = 500  # steps between increments
 
     def __post_init__(self) -> None:

@@ -12,10 +12,10 @@ from ..config import at_least, in_interval, invalid
 @dataclass
 class TrainConfig:
     steps: int = 3000  # optimizer updates
-    batch_size: int = 64
+    batch_size: int = 64  # training examples (sequences) per optimizer update
     lr: float = 1e-3  # peak learning rate (AdamW)
     weight_decay: float = 0.01  # decoupled; 1.0 delays the induction phase change a lot
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW's two moment decay rates, in [0, 1)
     warmup_steps: int = 100  # linear warmup from lr/warmup_steps
     schedule: Literal["constant", "cosine", "one_cycle"] = "constant"  # one_cycle: warmup_steps = its rise
     min_lr_ratio: float = 0.1  # cosine floor, as a fraction of lr

@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 from ...config import at_least, in_interval, invalid, positive
 from ..base import RunSettings
 from ..budget import Budget, Term
+from .schema import CHECKS, under
+
+BASELINES = ("logistic_regression", "svm_rbf", "rbf_network")  # compared on each split (key `baselines`)
+TEST_METRICS = ("test_accuracy", "macro_recall", "macro_f1", "roc_auc_ovr")  # of each model, on each test split
 
 
 @dataclass
@@ -27,8 +31,8 @@ class DigitsDataConfig:
 
 @dataclass
 class DigitsSOMConfig:
-    rows: int = 10
-    cols: int = 10
+    rows: int = 10  # map units down; rows x cols units = the RBF centers and attention tokens
+    cols: int = 10  # map units across
     epochs: int = 20  # batch-SOM epochs
     sigma_end: float = 0.5  # final neighbourhood radius: lower = lower QE, higher TE
 
@@ -52,11 +56,11 @@ class DigitsModelConfig:
 @dataclass
 class DigitsTrainConfig:
     epochs: int = 100  # passes over the training split
-    batch_size: int = 64
+    batch_size: int = 64  # training images per update
     lr: float = 8e-3  # one-cycle peak (AdamW); 3-split mean acc at seed 0/1: 3e-3 .976/.980, 8e-3 .982/.985
     warmup: float = 0.3  # fraction of the updates rising to lr (torch OneCycleLR's pct_start)
     start_lr_ratio: float = 0.04  # one-cycle start = lr x this (OneCycleLR's 1/div_factor); the end is 1e-4 of it
-    weight_decay: float = 1e-4
+    weight_decay: float = 1e-4  # AdamW's decoupled weight decay
     input_noise: float = 0.5  # Gaussian noise on standardized inputs during training (a strong regularizer here)
     grad_clip: float = 0.0  # max global grad norm; 0 = none
 
@@ -79,7 +83,7 @@ class DigitsConfig(RunSettings):
     train: DigitsTrainConfig = field(default_factory=DigitsTrainConfig)
     baselines: bool = True  # logistic regression, RBF-SVM and the RBF network alone on the same split
     explain_samples: int = 8  # correctly classified test images explained in the report (plus every mistake)
-    tsne_perplexity: float = 30.0
+    tsne_perplexity: float = 30.0  # t-SNE's effective neighbours per point in the report's maps (capped at (n-1)/3)
 
     def validate(self) -> None:
         super().validate()
@@ -90,6 +94,16 @@ class DigitsConfig(RunSettings):
             invalid("split_seeds", "must be distinct")
         at_least(self, 0, "explain_samples")
         positive(self, "tsne_perplexity")
+
+    def summary_paths(self) -> list[str]:
+        """The dotted paths of a run's summary (configs/schema.py): means over the splits, their spreads, the
+        baselines' means and spreads, and every split's own numbers."""
+        som = ("quantization_error", "topographic_error")
+        base = [f"{b}.{m}" for b in BASELINES for m in TEST_METRICS] if self.baselines else []
+        split = ["seed", *under("model", TEST_METRICS), *under("som", som), *under("baselines", base)]
+        return [*TEST_METRICS, *under("std", TEST_METRICS), *under("som", som), *under("baselines", base),
+                *under("baselines_std", base), *under("per_split.*", split), "wall_seconds", *CHECKS,
+                "wall_seconds_analysis"]
 
 
 def budget(cfg: DigitsConfig, *, n_samples: int, n_features: int) -> Budget:

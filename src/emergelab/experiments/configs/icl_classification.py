@@ -11,6 +11,7 @@ from ...tasks.configs import BurstyTaskConfig
 from ...train.config import TrainConfig
 from ..base import RunSettings, TransformerShape
 from ..budget import Budget, Term, transformer_budget
+from .schema import CHECKS, HEAD, PHASE_CHANGE, under
 
 
 @dataclass
@@ -65,3 +66,11 @@ class ICLClassificationConfig(RunSettings):
         classes = ("task.n_classes", "task.dim")
         return need + Budget(memory=[Term("the class means", 4 * t.n_classes * t.dim + 32 * t.n_classes, classes)],
                              compute=[Term("drawing the class means", 4 * t.n_classes * t.dim, classes)])
+
+    def summary_paths(self) -> list[str]:
+        """The dotted paths of a run's summary (configs/schema.py); head scores are [layer][head] grids."""
+        accuracies = ("icl_accuracy", "iwl_accuracy", "flip_follows_context", "flip_follows_weights")
+        kinds = ("previous_token", "induction")
+        return ["chance", "copy_baseline", *under("final", accuracies), *under("final_probe", accuracies),
+                *under("phase_change", PHASE_CHANGE), *(f"head_scores_final.{kind}.*.*" for kind in kinds),
+                *under("heads_rising_in_window.*", ("kind", *HEAD, "before", "after")), *CHECKS, "wall_seconds"]

@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...config import at_least, invalid
-from ...icl.prompts import BOS_MODES
-from ...icl.task import CONDITIONS
+from ...icl.choices import BOS_MODES, CONDITIONS
 from ..base import RunSettings
 from ..budget import Budget, Term
+from .schema import CHECKS, under
 
 
 @dataclass
@@ -44,6 +44,15 @@ class ICLEvalConfig(RunSettings):
         if self.bos not in BOS_MODES:
             invalid("bos", f"must be one of {', '.join(BOS_MODES)}, got '{self.bos}'")
         at_least(self, 1, "batch_size", "n_boot")
+
+    def summary_paths(self) -> list[str]:
+        """The dotted paths of a run's summary (configs/schema.py): one row per condition and number of shots,
+        and the first condition's numbers at the most shots."""
+        accuracy = ["accuracy", "accuracy_ci90.*", "calibrated_accuracy", "calibrated_accuracy_ci90.*"]
+        row = ["condition", "shots", *accuracy, "accuracy_min", "accuracy_max", "accuracy_by_seed.*",
+               "calibrated_accuracy_min", "calibrated_accuracy_max", "calibrated_accuracy_by_seed.*", "n_queries"]
+        return ["model", "task", "labels.*", "chance", "shots.*", "conditions.*", "seeds.*", *under("rows.*", row),
+                *under("at_max_shots", ["condition", "shots", *accuracy]), "gain", *CHECKS]
 
 
 def budget(cfg: ICLEvalConfig, *, n_examples: int) -> Budget:

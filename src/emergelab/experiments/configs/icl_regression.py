@@ -11,6 +11,7 @@ from ...tasks.configs import CurriculumConfig, RegressionTaskConfig
 from ...train.config import TrainConfig
 from ..base import RunSettings, TransformerShape
 from ..budget import Budget, Term, transformer_budget
+from .schema import CHECKS, under
 
 
 @dataclass
@@ -20,7 +21,7 @@ class ICLAnalysisConfig:
     n_boot: int = 1000  # bootstrap resamples for the 90% intervals
     lasso_alpha: float = 0.01  # L1 strength of the Lasso baseline (function='sparse')
     nn_steps: int = 100  # Adam steps of the 2-layer ReLU network baseline per prompt (function='relu'; Garg et al.)
-    nn_lr: float = 5e-3
+    nn_lr: float = 5e-3  # Adam learning rate of that ReLU network baseline
 
     def __post_init__(self) -> None:
         self.validate()
@@ -79,3 +80,23 @@ class ICLRegressionConfig(RunSettings):
                               Term("the 2-layer network baseline", 3 * a.nn_steps * evals * n * n * t.d * t.hidden,
                                    ("analysis.nn_steps", "task.hidden", "analysis.eval_size"), steps=a.nn_steps * n)]
         return need + extra
+
+    def baseline_names(self) -> list[str]:
+        """The learners the transformer is compared with, by summary name (experiments/icl_regression.py
+        `baselines` builds them): always least squares, ridge, 3-NN and averaging; Lasso for sparse functions, a
+        2-layer ReLU network for ReLU ones, and the discrete MMSE estimator when tasks come from a finite pool."""
+        t = self.task
+        return ["least_squares", "ridge", "knn3", "averaging", *(["lasso"] if t.function == "sparse" else []),
+                *(["two_layer_nn"] if t.function == "relu" else []), *(["dmmse"] if t.pool_size else [])]
+
+    def summary_paths(self) -> list[str]:
+        """The dotted paths of a run's summary (configs/schema.py); lists run over `k` (0 .. n_points - 1)."""
+        learners = self.baseline_names()
+        models = ["transformer", *learners]
+        errors = [f"{m}.*" for m in models]
+        tracks = ["closest", *under("prediction_distance", learners)]
+        diversity = under("task_diversity", ("pool_size", "distance_to_dmmse", "distance_to_ridge", "behaves_like"))
+        return ["d", "function", "noise_std", "pool_size", "k_values.*", *under("error_by_k", errors),
+                *under("interval_90", [f"{m}.{end}.*" for m in models for end in ("low", "high")]),
+                *under("tracks", tracks), *under("fresh.error_by_k", errors), *under("fresh.tracks", tracks),
+                *(diversity if self.task.function != "relu" else []), "wall_seconds", *CHECKS]

@@ -4,36 +4,34 @@ runs it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
-
-import numpy as np
 
 from ...config import at_least, invalid, positive
 from ..base import RunSettings
 from ..budget import Budget, Term
+from .schema import CHECKS, under
 
-FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "x^2": np.square,
-    "sin(3x)": lambda x: np.sin(3 * x),
-    "|x|": np.abs,  # a kink: Gaussians are smooth, so this one converges slowly (a contrast, not a target)
-}
+# the functions a run can fit, on [-1, 1] (experiments/rbf_approx.py `FUNCTIONS` computes them); |x| has a kink:
+# Gaussians are smooth, so it converges slowly (a contrast, not a target)
+FUNCTION_NAMES = ("x^2", "sin(3x)", "|x|")
 CURVE_POINTS = 300  # grid on which the report draws each fit and its Gaussians
 MAX_FIT_BYTES = 4 * 2**30  # refuse fits that cannot fit in a laptop's memory, before any run exists
 
 
 @dataclass
 class RBFApproxConfig(RunSettings):  # seed draws the held-out points (and k-means / random centers)
-    functions: list[str] = field(default_factory=lambda: ["x^2", "sin(3x)"])  # names in FUNCTIONS
+    functions: list[str] = field(default_factory=lambda: ["x^2", "sin(3x)"])  # fitted on [-1, 1]: x^2, sin(3x), |x|
     k_values: list[int] = field(default_factory=lambda: [5, 10, 20])  # numbers of centers, one fit each
     n_train: int = 200  # evenly spaced training points on [-1, 1], endpoints included
     n_test: int = 1000  # held-out points, uniform on [-1, 1]; the errors are measured here
-    centers: Literal["grid", "kmeans", "random"] = "grid"  # grid: the 1e-6 target's setting
+    # the acceptance checks (x^2 within 1e-4 with K=10, 1e-6 with K=20) hold for grid centers; kmeans: k-means of the
+    # training points; random: K training points drawn with `seed`
+    centers: Literal["grid", "kmeans", "random"] = "grid"  # grid (evenly spaced: the checks' setting), kmeans or random
     width: Literal["max_dist", "nearest"] | float = "max_dist"  # max_dist = d_max / sqrt(2K) (Haykin)
     n_neighbors: int = 2  # p for width='nearest'
     solver: Literal["lstsq", "gd"] = "lstsq"  # lstsq: float64 closed form; gd: Adam, float32 (far from 1e-6)
-    alpha: float = 0.0  # ridge on output weights; any alpha > 1e-12 already costs the 1e-6 target at K=20
+    alpha: float = 0.0  # ridge on output weights; any alpha > 1e-12 already fails the 1e-6 check at K=20
     n_epochs: int = 2000  # gd only
     lr: float = 0.01  # gd only
 
@@ -42,8 +40,8 @@ class RBFApproxConfig(RunSettings):  # seed draws the held-out points (and k-mea
         if not self.functions:
             invalid("functions", "must list at least one function")
         for name in self.functions:
-            if name not in FUNCTIONS:
-                invalid("functions", f"unknown function {name!r}; choices: {', '.join(FUNCTIONS)}")
+            if name not in FUNCTION_NAMES:
+                invalid("functions", f"unknown function {name!r}; choices: {', '.join(FUNCTION_NAMES)}")
         if len(set(self.functions)) != len(self.functions):
             invalid("functions", "functions must be distinct")
         if not self.k_values or any(k < 1 for k in self.k_values):
@@ -80,6 +78,10 @@ class RBFApproxConfig(RunSettings):  # seed draws the held-out points (and k-mea
             flops = fits * sum(2 * k * k * self.n_train + k**3 + 8 * k * n for k in self.k_values)
             compute = [Term("least-squares fits", flops, sizes)]
         return Budget(memory, compute)
+
+    def summary_paths(self) -> list[str]:
+        """The dotted paths of a run's summary (configs/schema.py): one result per function and K."""
+        return [*under("results.*", ("function", "k", "max_abs_error", "rmse")), *CHECKS]
 
 
 def fit_bytes(k: int, n_points: int) -> int:

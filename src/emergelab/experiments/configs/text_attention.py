@@ -12,6 +12,7 @@ from typing import Literal
 from ...config import at_least, in_interval, invalid
 from ..base import RunSettings
 from ..budget import Budget, Term
+from .schema import CHECKS, under
 
 Encoder = Literal["learned", "minilm"]
 MINILM_PARAMS = 22.7e6  # all-MiniLM-L6-v2's parameters: it encodes each text once per run
@@ -26,7 +27,7 @@ class TextAttentionConfig(RunSettings):
     embed_dim: int = 32  # learned encoder's word vectors (MiniLM's are 384-d); 32 beat 64 and 128 here
     min_count: int = 1  # learned: training words seen fewer times become <unk>
     epochs: int = 40  # passes over the training split
-    batch_size: int = 32
+    batch_size: int = 32  # training texts per optimizer step
     lr: float = 1e-2  # AdamW peak learning rate (cosine decay)
     weight_decay: float = 0.1  # strong: 175 training texts, most words seen once
     dropout: float = 0.5  # on token vectors before pooling, drawn from the step's seeded generator
@@ -49,6 +50,16 @@ class TextAttentionConfig(RunSettings):
             invalid("lr", "must be a positive number")
         at_least(self, 0, "weight_decay")
         in_interval(self, "[0, 1)", "dropout")
+
+    def summary_paths(self) -> list[str]:
+        """The dotted paths of a run's summary (configs/schema.py): one section per encoder (an encoder that could
+        not be loaded is left out, with a line in `notes`), then the best encoder's numbers and the data's."""
+        deletion = ("n", "top_word_drop", "random_word_drop", "top_word_flips")
+        encoder = ["test_accuracy", "macro_f1", "train_accuracy", "confusion_matrix.*.*", "attention_sum_error",
+                   "attention_on_padding", *under("deletion", deletion), "wall_seconds"]
+        return [*(p for enc in self.encoders for p in under(f"encoders.{enc}", encoder)), "best_encoder",
+                "test_accuracy", "macro_f1", "classes.*", "n_train", "n_test", "test_class_counts.*",
+                "chance_accuracy", "notes.*", *CHECKS, "wall_seconds"]
 
 
 def budget(cfg: TextAttentionConfig, *, n_texts: int, n_train: int, n_words: int, max_words: int,
