@@ -80,16 +80,29 @@ def quiet_transformers() -> None:
     hf_logging.disable_progress_bar()  # our own progress output stays readable; errors still surface
 
 
+# what a saved tokenizer leaves in a model folder: fast (tokenizer.json), BPE (vocab.json + merges.txt), WordPiece
+# (vocab.txt), SentencePiece (*.model), tiktoken; tokenizer_config.json alone names a tokenizer class
+TOKENIZER_FILES = ("tokenizer*", "vocab*", "merges.txt", "*.model", "*.tiktoken")
+
+
 def load_tokenizer(path: str | Path) -> Any:
-    """The tokenizer saved in a local model folder (offline). Raises ModelLoadError."""
+    """The tokenizer saved in a local model folder (offline). Raises ModelLoadError, also for a folder with no
+    tokenizer files (transformers would build an empty tokenizer from config.json alone)."""
     p = check_model_folder(path)
+    if not any(any(p.glob(pattern)) for pattern in TOKENIZER_FILES):
+        raise ModelLoadError(f"Model folder '{path}' has no tokenizer files (tokenizer.json, tokenizer_config.json, "
+                             f"vocab.json + merges.txt, ...): save the model's tokenizer into it")
     from transformers import AutoTokenizer
 
     quiet_transformers()
     try:
-        return AutoTokenizer.from_pretrained(p, local_files_only=True)
+        tok = AutoTokenizer.from_pretrained(p, local_files_only=True)
     except LOAD_ERRORS as e:
         raise ModelLoadError(f"Could not load a tokenizer from '{path}': {_first_line(e)}") from None
+    if len(tok) < 2:
+        raise ModelLoadError(f"The tokenizer of '{path}' has an empty vocabulary ({len(tok)} token): its tokenizer "
+                             f"files are incomplete; save the model's tokenizer into the folder again")
+    return tok
 
 
 def context_length(path: str | Path) -> int | None:
