@@ -1,4 +1,4 @@
-"""`digits`: the source text's SOM -> RBF -> attention -> softmax pipeline, made to work and explained.
+"""`digits`: the original article's SOM -> RBF -> attention -> softmax pipeline, made to work and explained.
 
 Per split seed: a self-organizing map is fitted unsupervised on the training images; its codebook becomes
 the centers of the RBF layer of a `models.som_attention.SOMAttentionNet`, trained jointly (the centers
@@ -40,10 +40,8 @@ from ..runs.names import metric
 from ..runs.store import Run, RunStore
 from ..tasks import digits
 from ..train.loop import TrainConfig
-from .configs.digits import DigitsConfig, budget
+from .configs.digits import BASELINES, DigitsConfig, budget
 from .kit import Checks, FinishedRun, ProbeCallback, device_of, final_checkpoint, fits, register, train_timed
-
-BASELINES = ("logistic_regression", "svm_rbf", "rbf_network")
 
 
 # --- build -------------------------------------------------------------------------------------------
@@ -161,8 +159,10 @@ def summarize(cfg: DigitsConfig, per_split: list[dict[str, Any]], wall_seconds: 
     summary["per_split"] = per_split
     summary["wall_seconds"] = round(wall_seconds, 2)
     checks = Checks()
-    checks.add("test accuracy >= 0.975 (source text claims > 0.90)", mean["test_accuracy"] >= 0.975,
-               f"{mean['test_accuracy']:.4f} +- {std['test_accuracy']:.4f} over {len(per_split)} splits")
+    n = len(per_split)  # one split has no spread: its std of 0 would read as "exact"
+    spread = f" +- {std['test_accuracy']:.4f} over {n} splits" if n > 1 else " on 1 split"
+    checks.add("test accuracy >= 0.975 (emergelab's bar for this pipeline; the original article claims > 0.90)",
+               mean["test_accuracy"] >= 0.975, f"{mean['test_accuracy']:.4f}{spread}")
     checks.add("macro ROC-AUC >= 0.998", mean["roc_auc_ovr"] >= 0.998, f"{mean['roc_auc_ovr']:.5f}")
     if cfg.baselines:
         svm = summary["baselines"]["svm_rbf"]["test_accuracy"]

@@ -273,7 +273,7 @@ def run_meta(run: Mapping[str, Any], checks: Sequence[Mapping[str, Any]],
             **(extra or {}), "checks": f"{n_pass}/{len(checks)} passed" if checks else "none"}
 
 
-def checks_section(checks: Sequence[Mapping[str, Any]], lead: str, title: str = "Target checks",
+def checks_section(checks: Sequence[Mapping[str, Any]], lead: str, title: str = "Acceptance checks",
                    **fragment: Any) -> Section:
     """The section of a run's checks (`checks.html`: how many passed, one row per check); `fragment` passes
     the template's options, e.g. `empty_text` for a run where no check applies."""
