@@ -13,6 +13,7 @@ from .configs import icl_classification as _icl_classification
 from .configs import icl_eval as _icl_eval
 from .configs import icl_regression as _icl_regression
 from .configs import induction as _induction
+from .configs import inspect as _inspect
 from .configs import lm_induction as _lm_induction
 from .configs import rbf_approx as _rbf_approx
 from .configs import text_attention as _text_attention
@@ -28,6 +29,8 @@ for _name, _config_cls, _description in [
      "k-shot accuracy of a local causal LM on a classification task, by shots and demonstration labels"),
     ("lm-induction", _lm_induction.LMInductionConfig,
      "induction heads of a real causal LM (SmolLM2-135M): found by prefix matching, confirmed by ablation"),
+    ("inspect", _inspect.InspectConfig,
+     "one text through one model: attention, rollout, logit lens, attributions, head detectors, patching"),
     ("text-attention", _text_attention.TextAttentionConfig,
      "attention pooling classifies short texts; its softmax weights show which words decided the class"),
     ("digits", _digits.DigitsConfig,
