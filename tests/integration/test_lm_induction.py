@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from emergelab import api
 from emergelab.interpret.induction_probe import ablation_control
 from emergelab.interpret.lm_induction_probe import (
     ablation_effects,
@@ -19,6 +20,7 @@ from emergelab.interpret.lm_induction_probe import (
     repeated_random_tokens,
     token_loss,
 )
+from emergelab.models.catalog import model_status
 from emergelab.models.hf import load_hf_model
 from tests.fixtures.hf_models import tiny_family_model
 
@@ -137,6 +139,7 @@ def test_cli_run_writes_a_summary_and_a_report(llama: Path, tmp_path: Path, monk
     ("bert", [], "is a bert model; lm-induction needs a causal LM"),
     ("llama", ["seq_len=40"], "81 tokens per sequence exceed the model's context of 64"),
     ("llama", ["n_ablated=-1"], "n_ablated"),
+    ("llama", ["model=smollm2-13m"], "Unknown model 'smollm2-13m'"),
 ])
 def test_cli_bad_input_is_one_line_exit_2_and_creates_nothing(make: str | None, sets: list[str], message: str,
                                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -149,3 +152,19 @@ def test_cli_bad_input_is_one_line_exit_2_and_creates_nothing(make: str | None, 
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr, r.stderr
     assert list(work.iterdir()) == []  # no store, no run folder
+
+
+@pytest.mark.slow
+def test_smollm2_induction_heads_are_found_and_confirmed(tmp_path: Path) -> None:
+    """The real model, on a reduced batch (2 sequences of 30 tokens, 2 control sets): every check passes, and the
+    best induction head sits in the middle layers (SmolLM2's are in layers 17-18)."""
+    if model_status("smollm2-135m").state != "converted":
+        pytest.skip("SmolLM2-135M is not converted (emergelab models convert smollm2-135m)")
+    result = api.run_experiment("lm-induction", overrides=["seq_len=30", "n_seqs=2", "control_draws=2",
+                                                           "n_ablated=3", "per_head=false", "threads=1"],
+                                store=tmp_path / "e.db", progress=False)
+    s = result.summary
+    assert [c["name"] for c in s["checks"] if not c["passed"]] == []
+    assert 15 <= s["induction_heads"][0]["layer"] <= 24 and s["rise"] >= 1.0
+    assert s["model"]["n_layers"] == 30 and s["model"]["n_heads"] == 9 and s["model"]["n_kv_heads"] == 3
+

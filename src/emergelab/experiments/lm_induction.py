@@ -35,7 +35,9 @@ from ..errors import ConfigError
 from ..interpret.induction_probe import ablation_control
 from ..interpret.lm_induction_probe import SCORE_KINDS, ablation_effects, measure_clean, repeated_random_tokens
 from ..interpret.names import FAMILIES
-from ..models.hf import check_model_folder, load_hf_model, load_tokenizer, quiet_transformers
+from ..models.catalog import ALIASES, ensure_converted, resolve_model
+from ..models.hf import check_model_folder, load_hf_model, load_tokenizer
+from ..models.hf_random import random_llama
 from ..report.lm_induction import render_lm_induction_report
 from ..runs.context import RunContext
 from ..runs.names import head_name
@@ -55,37 +57,20 @@ RANDOM_WORDS = tuple(f"{a}{b}" for a in "bdgkmpst" for b in "aeiou")  # its word
 
 
 # --- the model, checked before a run exists --------------------------------------------------------------
-def model_folder(cfg: LMInductionConfig, run_dir: Path | None = None) -> Path:
-    """The local Hugging Face folder of `cfg.model`; `model=random`: an untrained GPT-2 built once in `run_dir`."""
-    if cfg.model != RANDOM:
-        return check_model_folder(cfg.model)
+def _random_folder(cfg: LMInductionConfig, run_dir: Path) -> Path:
     folder = Path(run_dir) / "model"
     if not (folder / "config.json").is_file():
-        random_llama(folder, seed=cfg.seed, n_positions=max(64, cfg.n_positions))
+        random_llama(folder, RANDOM_WORDS, seed=cfg.seed, n_positions=max(64, cfg.n_positions))
     return folder
 
 
-def random_llama(folder: Path, *, seed: int, n_positions: int) -> Path:
-    """An untrained 2-layer Llama (d_model 32, 4 query heads sharing 2 KV heads: grouped-query attention as in
-    SmolLM2) with a word-level tokenizer of RANDOM_WORDS, saved to `folder`. Weights are drawn with std 0.3, not
-    0.02, so its attention patterns differ from head to head instead of being nearly uniform."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    quiet_transformers()
-    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[BOS]", *RANDOM_WORDS])}
-    raw = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    raw.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok = PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="[UNK]", pad_token="[PAD]", bos_token="[BOS]")
-    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=n_positions,
-                         initializer_range=0.3, pad_token_id=0, bos_token_id=2, eos_token_id=2)
-    with torch.random.fork_rng(devices=[]):  # transformers' init draws from the global RNG: seed it, then restore
-        torch.manual_seed(seed)
-        model = LlamaForCausalLM(config)
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+def load_model(cfg: LMInductionConfig, run_dir: Path) -> Any:
+    """The model of `cfg.model` (models.catalog.resolve_model: an alias, a local Hugging Face folder or a run id),
+    or `model=random`: an untrained Llama built once in `run_dir`."""
+    device = kit.device_of(cfg)
+    if cfg.model == RANDOM:
+        return load_hf_model(_random_folder(cfg, run_dir), device=device)
+    return resolve_model(cfg.model, device=device)
 
 
 def _hf_config(folder: Path) -> Any:
@@ -107,31 +92,62 @@ def _n_params(folder: Path, hf: Any) -> float:
     return 12 * n * d * d + int(getattr(hf, "vocab_size", 0) or 0) * d
 
 
+def _check_context(cfg: LMInductionConfig, n_ctx: int | None) -> None:
+    if n_ctx is not None and cfg.n_positions > n_ctx:
+        raise ConfigError(f"seq_len={cfg.seq_len} is invalid: {cfg.n_positions} tokens per sequence exceed the "
+                          f"model's context of {n_ctx}")
+
+
+def _check_bos(cfg: LMInductionConfig, tokenizer: Any) -> None:
+    if cfg.bos and bos_id(tokenizer) is None:
+        raise ConfigError(f"bos=true is invalid: the tokenizer of '{cfg.model}' has no BOS token; set bos=false")
+
+
 def check(cfg: LMInductionConfig) -> None:
-    """Model folder, family, context length, tokenizer (BOS) and the run's size: bad input creates nothing."""
+    """Model (alias: converted first; folder: family, context, tokenizer; run id: loaded), BOS and the run's size:
+    bad input creates nothing."""
     if cfg.model == RANDOM:  # built by the run itself, to fit
         return
-    folder = model_folder(cfg)
+    if cfg.model in ALIASES:
+        folder = ensure_converted(cfg.model)  # once, into the user's cache; a missing package names its install
+    elif Path(cfg.model).expanduser().exists() or any(c in cfg.model for c in "/\\") or cfg.model[0] in ".~":
+        folder = check_model_folder(Path(cfg.model).expanduser())
+    else:  # a run id: one of our Transformers, small enough to load here
+        lm = resolve_model(cfg.model)
+        _check_context(cfg, lm.n_ctx)
+        _check_bos(cfg, lm.tokenizer)
+        m = lm.model.cfg
+        kit.fits(cfg, budget(cfg, n_layers=m.n_layers, n_heads=m.n_heads, d_model=m.d_model, vocab_size=m.d_vocab,
+                             n_params=sum(p.numel() for p in lm.model.parameters())))
+        return
     hf = _hf_config(folder)
     if not any(hf.model_type in f.model_types for f in CAUSAL_FAMILIES):
         mapped = ", ".join(t for f in CAUSAL_FAMILIES for t in f.model_types)
         raise ConfigError(f"model: '{cfg.model}' is a {hf.model_type} model; lm-induction needs a causal LM of a "
                           f"mapped family ({mapped})")
-    n_ctx = next((getattr(hf, k) for k in ("n_positions", "max_position_embeddings") if getattr(hf, k, None)), None)
-    if n_ctx is not None and cfg.n_positions > n_ctx:
-        raise ConfigError(f"seq_len={cfg.seq_len} is invalid: {cfg.n_positions} tokens per sequence exceed the "
-                          f"model's context of {n_ctx}")
-    tok = load_tokenizer(folder)
-    if cfg.bos and bos_id(tok) is None:
-        raise ConfigError(f"bos=true is invalid: the tokenizer of '{cfg.model}' has no BOS token; set bos=false")
-    n_layers, n_heads = int(hf.num_hidden_layers), int(hf.num_attention_heads)
-    kit.fits(cfg, budget(cfg, n_layers=n_layers, n_heads=n_heads, d_model=int(hf.hidden_size),
-                         vocab_size=int(hf.vocab_size), n_params=_n_params(folder, hf)))
+    _check_context(cfg, next((getattr(hf, k) for k in ("n_positions", "max_position_embeddings")
+                              if getattr(hf, k, None)), None))
+    _check_bos(cfg, load_tokenizer(folder))
+    kit.fits(cfg, budget(cfg, n_layers=int(hf.num_hidden_layers), n_heads=int(hf.num_attention_heads),
+                         d_model=int(hf.hidden_size), vocab_size=int(hf.vocab_size), n_params=_n_params(folder, hf)))
 
 
 def bos_id(tokenizer: Any) -> int | None:
-    """The id every sequence starts with: the tokenizer's BOS token (SmolLM2: <|im_start|>), or None."""
-    return tokenizer.bos_token_id
+    """The id every sequence starts with: the tokenizer's BOS token (SmolLM2: <|im_start|>), or None (also for
+    our own models, whose tokens are plain integers)."""
+    return getattr(tokenizer, "bos_token_id", None)
+
+
+def model_info(cfg: LMInductionConfig, lm: Any, n_layers: int, n_heads: int, vocab: int, n_positions: int) -> dict:
+    """What the report says about the model: where it came from, its family and shape."""
+    config = getattr(lm.model, "config", None)
+    model_type = getattr(config, "model_type", None)
+    family = next((f.name for f in CAUSAL_FAMILIES if model_type in f.model_types), None)
+    source = getattr(lm, "run_id", None) or getattr(config, "_name_or_path", None) or cfg.model
+    return {"spec": cfg.model, "folder": str(source), "model_type": model_type or type(lm.model).__name__,
+            "family": family or f"emergelab {type(lm.model).__name__}", "n_layers": n_layers, "n_heads": n_heads,
+            "n_kv_heads": int(getattr(config, "num_key_value_heads", None) or n_heads), "vocab_size": vocab,
+            "n_positions": n_positions, "bos_id": bos_id(lm.tokenizer) if cfg.bos else None}
 
 
 # --- measurement (the "training" of this experiment) ----------------------------------------------------------
@@ -152,12 +168,12 @@ def measure(cfg: LMInductionConfig, ctx: RunContext, resume: bool = False) -> No
     if store.get_result(ctx.id, "ablation") is not None:
         return
     t0 = time.perf_counter()
-    folder = model_folder(cfg, ctx.dir)
-    lm = load_hf_model(folder, device=kit.device_of(cfg))
-    vocab = min(lm.model.get_input_embeddings().num_embeddings, len(lm.tokenizer))
+    lm = load_model(cfg, ctx.dir)
+    embeddings = lm.model.get_input_embeddings() if hasattr(lm.model, "get_input_embeddings") else None
+    vocab = min(len(lm.tokenizer), getattr(embeddings, "num_embeddings", len(lm.tokenizer)))
     batch = repeated_random_tokens(vocab, cfg.n_seqs, cfg.seq_len, kit.generator(kit.eval_seed(cfg.seed)),
                                    bos_id=bos_id(lm.tokenizer) if cfg.bos else None,
-                                   exclude=lm.tokenizer.all_special_ids)
+                                   exclude=getattr(lm.tokenizer, "all_special_ids", ()))
     with ctx.progress:
         bar = ctx.progress.add_task(f"{ctx.id} forward passes", total=None, loss="-")
         clean = measure_clean(lm, batch)
@@ -174,14 +190,7 @@ def measure(cfg: LMInductionConfig, ctx: RunContext, resume: bool = False) -> No
         ctx.progress.update(bar, total=n_forwards, completed=1)
         ablation = ablation_effects(lm, batch, clean, ablated, control, how=cfg.ablation, per_head=cfg.per_head,
                                     step=lambda: ctx.progress.advance(bar))
-    model_type = lm.model.config.model_type
-    store.put_result(ctx.id, "model", {
-        "spec": cfg.model, "folder": str(folder), "model_type": model_type,
-        "family": next(f.name for f in CAUSAL_FAMILIES if model_type in f.model_types),
-        "n_layers": L, "n_heads": H,
-        "n_kv_heads": int(getattr(lm.model.config, "num_key_value_heads", None) or H),
-        "vocab_size": vocab, "n_positions": int(batch.tokens.shape[1]), "bos_id": bos_id(lm.tokenizer) if cfg.bos
-        else None})
+    store.put_result(ctx.id, "model", model_info(cfg, lm, L, H, vocab, int(batch.tokens.shape[1])))
     store.put_result(ctx.id, "scores", {k: [[round(v, 4) for v in row] for row in clean.scores[k].tolist()]
                                         for k in SCORE_KINDS})
     store.put_result(ctx.id, "heads", {"induction": induction, "previous_token": prev})
@@ -215,7 +224,7 @@ def target_checks(summary: dict[str, Any], label: str) -> list[dict[str, Any]]:
     c.add(f"ablating the top {n} induction head{'s' if n != 1 else ''} raises the repeated-half loss by >= "
           f"{MIN_RISE:g} nat", n > 0 and rise >= MIN_RISE, f"{rise:+.2f} nats ({_names(ab['heads'])}, {ab['kind']} "
                                                             "ablation)")
-    c.add(f"... while the first-half loss moves by < {FIRST_MOVE_FRACTION:.0%} of that rise",
+    c.add(f"the same ablation moves the first-half loss by < {FIRST_MOVE_FRACTION:.0%} of that rise",
           n > 0 and rise > 0 and moved < FIRST_MOVE_FRACTION * rise, f"moved {moved:.3f} nats")
     c.add(*control_check(label, ab))
     return c.rows
@@ -261,15 +270,6 @@ def report_data(store: RunStore, run: Run) -> dict[str, Any]:
     view = kit.FinishedRun(store, run, LMInductionConfig)
     return view.report_data(scores=view.require("scores"), positions=view.require("ablation").get("positions", {}),
                             label=model_label(view.require("model")))
-
-
-def summary_paths(cfg: LMInductionConfig) -> list[str]:
-    """The summary's dotted paths (`emergelab sweep --metric` checks against them before a sweep runs)."""
-    return ["model.*", "seq_len", "n_seqs", "thresholds.*", "clean.first_loss", "clean.repeated_loss",
-            "induction_heads.*.*", "previous_token_heads.*.*", "ablation.*", "ablation.heads.*.*",
-            "ablation.control.*", "ablation.control.*.*", "ablation.control.*.*.*", "ablation.control.*.*.*.*",
-            "ablation.per_head.*.*", "rise", "first_moved", "control_rise", "control_rise_std", "wall_seconds",
-            *kit.CHECK_PATHS]
 
 
 EXPERIMENT = kit.register(

@@ -15,6 +15,8 @@ _EXPORTS = {
     **dict.fromkeys(["AttentionPatterns", "attention", "attention_patterns", "head_detectors", "rollout"],
                     ".attention"),
     **dict.fromkeys(["LogitLens", "logit_lens", "unembedding"], ".lens"),
+    **dict.fromkeys(["RepeatedTokens", "repeated_random_tokens", "measure_clean", "ablated_token_loss"],
+                    ".lm_induction_probe"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

@@ -1,4 +1,6 @@
-"""An untrained GPT-2 with a byte-level BPE tokenizer, built offline into a local Hugging Face folder.
+"""An untrained GPT-2 with a byte-level BPE tokenizer, built offline into a local Hugging Face folder (and an
+untrained grouped-query-attention Llama with a word-level tokenizer: `random_llama`, what `lm-induction`'s tiny
+runs measure).
 
 The control model of `icl-eval` (`model=random`): random weights must score at chance whatever the prompt,
 so it shows what a task's accuracy looks like without any learned ability. It is also what the experiment's
@@ -22,7 +24,7 @@ import torch
 
 from .hf import quiet_transformers
 
-__all__ = ["random_causal_lm"]
+__all__ = ["random_causal_lm", "random_llama"]
 
 SPECIAL = "<|endoftext|>"  # GPT-2's one special token: BOS, EOS and padding
 
@@ -48,6 +50,30 @@ def random_causal_lm(folder: str | Path, texts: Sequence[str], *, seed: int, voc
     with torch.random.fork_rng(devices=[]):  # GPT-2's init draws from the global RNG: seed it, then restore it
         torch.manual_seed(seed)
         model = GPT2LMHeadModel(cfg)
+    folder = Path(folder)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def random_llama(folder: str | Path, words: Sequence[str], *, seed: int, n_positions: int = 64) -> Path:
+    """An untrained 2-layer Llama (d_model 32, 4 query heads sharing 2 KV heads: grouped-query attention as in
+    SmolLM2) with a word-level tokenizer of [PAD], [UNK], [BOS] and `words`, saved to `folder`. Weights are drawn
+    with std 0.3, not 0.02, so its attention patterns differ from head to head instead of being nearly uniform."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    quiet_transformers()
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[BOS]", *words])}
+    raw = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="[UNK]", pad_token="[PAD]", bos_token="[BOS]")
+    cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=n_positions,
+                      initializer_range=0.3, pad_token_id=0, bos_token_id=2, eos_token_id=2)
+    with torch.random.fork_rng(devices=[]):  # transformers' init draws from the global RNG: seed it, then restore
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(cfg)
     folder = Path(folder)
     model.save_pretrained(folder)
     tok.save_pretrained(folder)

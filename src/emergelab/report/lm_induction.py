@@ -71,15 +71,15 @@ def fig_positions(positions: Mapping[str, Sequence[float]], summary: Mapping[str
     with F.report_style():
         fig, axes = F.new_figure(1, 1, figsize=(10.0, 3.3))
         ax = axes[0, 0]
+        ax.plot(x, clean, color=F.MODEL_COLORS[1], lw=1.8, label="clean model")
         if positions.get("control_min") and positions.get("control_max"):
             ax.fill_between(x, positions["control_min"], positions["control_max"], color=F.MODEL_COLORS[2],
-                            alpha=0.18, lw=0)
-        if positions.get("control_mean"):
-            ax.plot(x, positions["control_mean"], color=F.MODEL_COLORS[2], lw=1.4,
-                    label="random heads outside the circuit ablated (mean; range shaded)")
+                            alpha=0.22, lw=0)
+        if positions.get("control_mean"):  # dashed over the clean line, which it mostly follows
+            ax.plot(x, positions["control_mean"], color=F.MODEL_COLORS[2], lw=1.3, ls="--",
+                    label="as many random heads outside the circuit ablated (mean; range shaded)")
         if positions.get("ablated"):
             ax.plot(x, positions["ablated"], color=F.MODEL_COLORS[0], lw=1.6, label="induction heads ablated")
-        ax.plot(x, clean, color=F.MODEL_COLORS[1], lw=1.8, label="clean model")
         if seq_len:
             ax.axvline(bos + seq_len + 0.5, color="#868e96", ls=":", lw=1.0)
             ax.text(bos + seq_len + 1, ax.get_ylim()[1], " repeat starts", va="top", fontsize=8, color="#495057")

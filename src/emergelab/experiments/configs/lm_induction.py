@@ -10,6 +10,7 @@ from typing import Literal
 from ...config import at_least, in_interval, invalid
 from ..base import RunSettings
 from ..budget import Budget, Term
+from .schema import CHECKS, HEAD, under
 
 ABLATIONS = ("mean", "zero", "resample")  # what an ablated head writes (interpret.intervene.ablate_heads)
 
@@ -41,6 +42,24 @@ class LMInductionConfig(RunSettings):
             invalid("ablation", f"must be one of {', '.join(ABLATIONS)}, got '{self.ablation}'")
         if self.ablation == "resample" and self.n_seqs < 2:
             invalid("n_seqs", "resample ablation takes each head's output on another sequence: needs >= 2")
+
+    def summary_paths(self) -> list[str]:
+        """The dotted paths of a run's summary (configs/schema.py): the model, the named heads with their scores,
+        the ablation (the `induction` experiment's shape), the rises it measures and the checks."""
+        scores = ("prefix_matching", "previous_token", "duplicate_token", "induction")
+        losses = ("repeated_loss", "first_loss")
+        pool = (*HEAD, "previous_token_score", "prefix_matching_score")
+        control = ["choice", "how", "n_heads", *under("pool.*", pool), "exhaustive",
+                   *under("draws.*", (*under("heads.*", HEAD), *losses)), *losses, "repeated_loss_min",
+                   "repeated_loss_max", "repeated_loss_std"]
+        ablation = ["kind", *under("heads.*", HEAD), "clean_repeated_loss", "clean_first_loss", "ablated_repeated_loss",
+                    "ablated_first_loss", *under("control", control), *under("per_head.*", (*HEAD, *losses))]
+        model = ("spec", "folder", "model_type", "family", "n_layers", "n_heads", "n_kv_heads", "vocab_size",
+                 "n_positions", "bos_id")
+        return [*under("model", model), "seq_len", "n_seqs", *under("thresholds", ("induction", "previous_token")),
+                *under("clean", ("first_loss", "repeated_loss")), *under("induction_heads.*", (*HEAD, *scores)),
+                *under("previous_token_heads.*", (*HEAD, *scores)), *under("ablation", ablation), "rise",
+                "first_moved", "control_rise", "control_rise_std", "wall_seconds", *CHECKS]
 
     @property
     def n_positions(self) -> int:
