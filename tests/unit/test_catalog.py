@@ -172,6 +172,23 @@ def test_a_half_or_truncated_conversion_is_not_converted(tmp_path):
     assert model_status("smollm2-135m", tmp_path / "c").state == "converted"  # sizes as recorded: complete
 
 
+def test_gguf_header_reader_on_the_real_file_and_broken_ones(tmp_path):
+    from emergelab.models.gguf_convert import GGUFConvertError, hf_llama_name, read_gguf
+
+    gguf = read_gguf(needs_smollm2())
+    assert len(gguf.tensors) == 272 and gguf.fields["llama.block_count"] == 30
+    assert len(gguf.fields["tokenizer.ggml.tokens"]) == 49152 and gguf.fields["tokenizer.ggml.merges"][0] == "Ġ t"
+    embed = next(t for t in gguf.tensors if t.name == "token_embd.weight")
+    assert embed.shape == (49152, 576) and gguf.array(embed).shape == (49152, 612)  # Q8_0: 34 bytes per 32 values
+    assert hf_llama_name("blk.3.attn_q.weight") == "model.layers.3.self_attn.q_proj.weight"
+    (tmp_path / "not.gguf").write_bytes(b"PK\x03\x04" + bytes(100))
+    with pytest.raises(GGUFConvertError, match="is not a GGUF file"):
+        read_gguf(tmp_path / "not.gguf")
+    (tmp_path / "cut.gguf").write_bytes(smollm2_gguf().read_bytes()[:5_000_000])
+    with pytest.raises(GGUFConvertError, match="is truncated"):
+        read_gguf(tmp_path / "cut.gguf")
+
+
 # --- the real conversion ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory) -> tuple[Path, Path]:
