@@ -152,13 +152,16 @@ def test_internal_batch_size_bounds_the_forward_and_keeps_the_result(tiny_lms):
     torch.testing.assert_close(small.delta, full.delta, rtol=1e-2, atol=1e-5)
 
 
-def test_parameters_keep_their_requires_grad(ours):
+def test_parameters_keep_their_requires_grad_and_the_model_its_mode(ours):
     ours.pos_embed.weight.requires_grad_(False)
+    ours.train()
     try:
         attribute_tokens(ours, torch.zeros(1, 4, dtype=torch.long), n_steps=4)
         assert not ours.pos_embed.weight.requires_grad and ours.embed.weight.requires_grad
+        assert ours.training and all(m.training for m in ours.modules())
     finally:
         ours.pos_embed.weight.requires_grad_(True)
+        ours.eval()
 
 
 def test_byte_bpe_target_string(tmp_path):
@@ -179,6 +182,8 @@ def test_bad_inputs_raise_one_clear_line(tiny_lms, tmp_path):
         attribute_tokens(lm, TEXTS, position=7)
     with pytest.raises(ConfigError, match="n_steps"):
         attribute_tokens(lm, TEXTS, n_steps=0)
+    with pytest.raises(ConfigError, match="of equal lengths"):
+        attribute_tokens(lm, [[3, 4, 5], [3]])
     with pytest.raises(ConfigError, match="need a tokenizer"):
         attribute_tokens(lm.model, "the cat")
     bert = load_hf_model(tiny_family_model(tmp_path / "bert", "bert"), kind="base")
@@ -223,5 +228,7 @@ def test_image_saliency_and_gradient_x_input(digits_net):
     torch.testing.assert_close(gxi.attributions, x * xg.grad)
     with pytest.raises(ConfigError, match="image_shape"):
         attribute_image(net, x, method="saliency", image_shape=(7, 7))
+    with pytest.raises(ConfigError, match="names 2 classes for 6 inputs"):
+        attribute_image(net, x, method="saliency", target=[1, 2])
     with pytest.raises(ConfigError, match="target class"):
         attribute_image(net, x, method="saliency", target=10)

@@ -224,7 +224,11 @@ def _token_batch(inputs: Any, tokenizer: Any) -> tuple[torch.Tensor, torch.Tenso
         if empty:
             raise ConfigError(f"text {empty[0]!r} has no tokens")
     else:
-        t = torch.as_tensor(inputs)
+        try:
+            t = torch.as_tensor(inputs)
+        except (TypeError, ValueError, RuntimeError):
+            raise ConfigError("token inputs must be texts, a mapping with input_ids, or integer ids (T,) / (B, T) "
+                              "of equal lengths") from None
         if t.ndim not in (1, 2) or t.numel() == 0 or t.is_floating_point():
             raise ConfigError(f"token inputs must be integer ids (T,) or (B, T), got shape {tuple(t.shape)}")
         t = t[None] if t.ndim == 1 else t
@@ -346,7 +350,10 @@ def attribute_image(model: nn.Module, x: torch.Tensor, *, method: str = "integra
     if target is None:
         targets = logits.argmax(-1)
     else:
-        targets = torch.as_tensor(target, dtype=torch.long, device=device).reshape(-1).expand(B).clone()
+        targets = torch.as_tensor(target, dtype=torch.long, device=device).reshape(-1)
+        if len(targets) not in (1, B):
+            raise ConfigError(f"target names {len(targets)} classes for {B} inputs (give one, or one per input)")
+        targets = targets.expand(B).clone()
         if ((targets < 0) | (targets >= logits.shape[1])).any():
             raise ConfigError(f"target class must be in 0 .. {logits.shape[1] - 1}, got {target}")
     base = None
@@ -416,12 +423,17 @@ def _run(method: str, forward: Any, x: torch.Tensor, base: torch.Tensor | None, 
 
 @contextlib.contextmanager
 def _frozen(model: nn.Module) -> Iterator[None]:
-    """No weight gradients (and no graph kept for them) while attributing; the flags come back afterwards."""
+    """Eval mode (no dropout noise) and no weight gradients (no graph kept for them) while attributing; the
+    training flags and requires_grad flags come back afterwards."""
     flags = [(p, p.requires_grad) for p in model.parameters()]
+    modes = [(m, m.training) for m in model.modules()]
     try:
+        model.eval()
         for p, _ in flags:
             p.requires_grad_(False)
         yield
     finally:
         for p, flag in flags:
             p.requires_grad_(flag)
+        for m, mode in modes:
+            m.training = mode
