@@ -103,14 +103,19 @@ def test_list_sweeps_shows_progress(sequential, tmp_path):
     assert proc.returncode == 0 and res.sweep_id in out and "4/4" in out, err
 
 
-def test_a_metric_in_no_summary_gets_a_did_you_mean(sequential):
+def test_a_metric_in_no_summary_is_refused_before_the_sweep_with_a_did_you_mean(sequential):
     store, _ = sequential
+    with RunStore(store) as st:
+        sweeps = st.list_sweeps()
+    with pytest.raises(ConfigError, match=r"'results\.0\.max_abs_eror'.*Did you mean: results\.0\.max_abs_error"):
+        run_sweep("rbf-approx", GRID, overrides=FIXED, store=store, progress=False,
+                  metrics=["results.0.max_abs_eror", "checks.0.passed"])
+    with RunStore(store) as st:
+        assert st.list_sweeps() == sweeps  # checked against the declared summary (configs' summary_paths())
     res = run_sweep("rbf-approx", GRID, overrides=FIXED, store=store, progress=False,
-                    metrics=["results.0.max_abs_eror", "checks.0.passed"])
-    assert list(res.unknown_metrics) == ["results.0.max_abs_eror"]
-    assert "Did you mean: results.0.max_abs_error" in res.unknown_metrics["results.0.max_abs_eror"]
-    assert "checks.0.passed" not in res.unknown_metrics  # exists (list items by index)
-    assert all(r["reused"] for r in res.rows)
+                    metrics=["checks.0.passed", "results.-1.max_abs_error"])  # list items by index, from the end
+    assert not res.unknown_metrics and all(r["reused"] for r in res.rows)
+    assert all(r["values"]["results.-1.max_abs_error"] > 0 for r in res.rows)
 
 
 def test_worker_processes_give_the_same_numbers(sequential, tmp_path):
