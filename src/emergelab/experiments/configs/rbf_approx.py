@@ -21,7 +21,7 @@ MAX_FIT_BYTES = 4 * 2**30  # refuse fits that cannot fit in a laptop's memory, b
 
 @dataclass
 class RBFApproxConfig(RunSettings):  # seed draws the held-out points (and k-means / random centers)
-    functions: list[str] = field(default_factory=lambda: ["x^2", "sin(3x)"])  # fitted on [-1, 1]: x^2, sin(3x), |x|
+    functions: list[str] = field(default_factory=lambda: ["x^2", "sin(3x)"])  # fit on [-1, 1]; any of x^2, sin(3x), |x|
     k_values: list[int] = field(default_factory=lambda: [5, 10, 20])  # numbers of centers, one fit each
     n_train: int = 200  # evenly spaced training points on [-1, 1], endpoints included
     n_test: int = 1000  # held-out points, uniform on [-1, 1]; the errors are measured here
