@@ -96,6 +96,9 @@ def test_attribution_equals_exact_patching_where_the_metric_is_linear_in_the_act
         assert approx.corrupted == pytest.approx(exact.corrupted, abs=1e-5)
         assert exact.effect[-1].abs().max() > 1e-3
         torch.testing.assert_close(approx.effect[-1], exact.effect[-1], atol=2e-5, rtol=1e-4)
+        integrated = attribution_patching(model, clean, corrupted, metric, what=what, steps=3)  # a constant
+        torch.testing.assert_close(integrated.effect[-1], exact.effect[-1], atol=2e-5, rtol=1e-4)  # gradient
+        assert integrated.forwards == 4 and integrated.corrupted == pytest.approx(approx.corrupted, abs=1e-6)
         assert exact.rows == [f"blocks.{i}.{GRIDS[what]}" for i in range(2)]
         if what == "resid_post":  # block 0's output reaches the logits through block 1's attention: an estimate
             assert (approx.effect[0] - exact.effect[0]).abs().max() > 1e-4
@@ -150,6 +153,8 @@ def test_clear_errors(lms):
         activation_patching(lm, clean, corrupted, lambda logits: logits[:, -1, 0])
     with pytest.raises(ConfigError, match="scalar tensor"):
         attribution_patching(lm, clean, corrupted, lambda logits: logits[:, -1, 0])
+    with pytest.raises(ConfigError, match="steps must be a positive integer"):
+        attribution_patching(lm, clean, corrupted, metric, steps=0)
     with pytest.raises(ConfigError, match="batch_size must be a positive integer"):
         activation_patching(lm, clean, corrupted, metric, batch_size=-2)
     attn_only = Transformer(TransformerConfig(n_layers=1, d_model=16, n_heads=2, d_mlp=0, n_ctx=16, d_vocab=21),

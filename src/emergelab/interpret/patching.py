@@ -55,6 +55,7 @@ __all__ = ["GRIDS", "PatchingResult", "activation_patching", "attribution_patchi
 Metric = Callable[[torch.Tensor], torch.Tensor]
 GRIDS = {"resid_pre": "hook_resid_pre", "resid_post": "hook_resid_post", "attn_out": "hook_attn_out",
          "mlp_out": "hook_mlp_out", "heads": "attn.hook_z"}
+EMBED = "hook_embed"  # the token embeddings, interpolated by attribution_patching(steps > 1)
 TOKENS_PER_FORWARD = 2048  # exact patching's default batch: patched copies x B x T stay near this
 
 
@@ -71,7 +72,7 @@ class PatchingResult:
     clean: float  # metric on the clean inputs
     corrupted: float  # metric on the corrupted inputs
     seconds: float = 0.0
-    forwards: int = 0  # model calls (attribution: 2 forwards + 1 backward)
+    forwards: int = 0  # forward passes (attribution: 1 clean + `steps` corrupted, each with a backward)
     corrupted_cols: list[str] | None = field(default=None)  # the corrupted input's tokens (position grids)
 
     @property
@@ -123,46 +124,79 @@ def activation_patching(model: Any, clean: Any, corrupted: Any, metric: Metric, 
     return grid.result("exact", effect, clean_value, corrupt_value, time.perf_counter() - start, forwards)
 
 
-def attribution_patching(model: Any, clean: Any, corrupted: Any, metric: Metric,
-                         what: str = "resid_pre") -> PatchingResult:
+def attribution_patching(model: Any, clean: Any, corrupted: Any, metric: Metric, what: str = "resid_pre",
+                         steps: int = 1) -> PatchingResult:
     """Attribution patching (Nanda 2023): the first-order estimate of `activation_patching`'s grid,
     (act_clean - act_corrupted) . grad of the metric at the corrupted run, summed over each cell (the batch
     and the features; for `heads` also every position), from one clean forward and one corrupted forward and
     backward. Arguments and result as in `activation_patching` (method "attribution").
 
+    steps > 1: the gradient is averaged over `steps` runs whose token embeddings (`hook_embed`) go from the
+        corrupted input's (alpha 0: the plain estimate's run) towards the clean one's (alpha = k / steps), as in
+        EAP-IG (Hanna et al. 2024): an integrated-gradients estimate, less fooled where attention is saturated
+        in the corrupted run (a head that attends nowhere useful has no gradient there), at 1 + steps passes.
+
     Example:
         >>> approx = attribution_patching(lm, clean_ids, corrupt_ids, metric)   # (L, T), in ~3 passes
+        >>> better = attribution_patching(lm, clean_ids, corrupt_ids, metric, steps=8)
     """
     start = time.perf_counter()
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ConfigError(f"steps must be a positive integer, got {steps!r}")
     grid = _Grid.of(model, clean, corrupted, what)
-    cache = trace(model, grid.clean, names=grid.rows)
+    if steps > 1 and EMBED not in grid.target.sites:
+        raise ConfigError(f"steps > 1 interpolates the token embeddings ('{EMBED}'), which {grid.target.what} "
+                          f"does not name")
+    cache = trace(model, grid.clean, names=grid.rows + ([EMBED] if steps > 1 else []))
     clean_value = _metric(metric, grid.target, cache.output)
     corrupt_acts: dict[str, torch.Tensor] = {}
-    leaves: dict[str, torch.Tensor] = {}
-
-    def tap(t: torch.Tensor, name: str) -> torch.Tensor:
-        # a zero leaf added to the activation: its gradient is the activation's, and the graph stays whole
-        # (upstream layers keep theirs; frozen parameters do not matter)
-        corrupt_acts[name] = t.detach()
-        leaves[name] = torch.zeros_like(t, requires_grad=True)
-        return t + leaves[name]
-
-    with torch.enable_grad(), edit(grid.target.model, dict.fromkeys(grid.rows, tap)):
-        value = metric(_logits(grid.target, grid.target.call(grid.corrupted)))
-        if not isinstance(value, torch.Tensor) or value.numel() != 1:
-            raise ConfigError("The metric must return a scalar tensor (e.g. a mean logit difference)")
-        if not value.requires_grad:
-            raise ConfigError("The metric does not depend on the logits it was given: nothing to differentiate")
-        grads = torch.autograd.grad(value, [leaves[n] for n in grid.rows], allow_unused=True)
-    corrupt_value = float(value.detach())
+    total: list[torch.Tensor | None] = [None] * len(grid.rows)
+    corrupt_value = 0.0
+    for k in range(steps):
+        acts: dict[str, torch.Tensor] = {}
+        leaves: dict[str, torch.Tensor] = {}
+        edits: dict[str, Any] = dict.fromkeys(grid.rows, _tap(acts, leaves))
+        if k:
+            edits[EMBED] = _towards(cache[EMBED], k / steps)
+        with torch.enable_grad(), edit(grid.target.model, edits):
+            value = metric(_logits(grid.target, grid.target.call(grid.corrupted)))
+            if not isinstance(value, torch.Tensor) or value.numel() != 1:
+                raise ConfigError("The metric must return a scalar tensor (e.g. a mean logit difference)")
+            if not value.requires_grad:
+                raise ConfigError("The metric does not depend on the logits it was given: nothing to differentiate")
+            grads = torch.autograd.grad(value, [leaves[n] for n in grid.rows], allow_unused=True)
+        if k == 0:
+            corrupt_acts, corrupt_value = acts, float(value.detach())
+        for i, grad in enumerate(grads):
+            if grad is not None:
+                total[i] = grad / steps if total[i] is None else total[i] + grad / steps
     rows = []
-    for name, grad in zip(grid.rows, grads, strict=True):
+    for name, grad in zip(grid.rows, total, strict=True):
         delta = cache[name].to(corrupt_acts[name].device) - corrupt_acts[name]
         product = delta * grad if grad is not None else torch.zeros_like(delta)
         keep = grid.axis  # sum over everything but the unit axis
         rows.append(product.sum(dim=[d for d in range(product.dim()) if d != keep]).float().cpu())
     effect = torch.stack(rows)
-    return grid.result("attribution", effect, clean_value, corrupt_value, time.perf_counter() - start, 2)
+    return grid.result("attribution", effect, clean_value, corrupt_value, time.perf_counter() - start, 1 + steps)
+
+
+def _tap(acts: dict[str, torch.Tensor], leaves: dict[str, torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """An edit that records the activation and adds a zero leaf to it: the leaf's gradient is the activation's,
+    and the graph stays whole (upstream layers keep theirs; frozen parameters do not matter)."""
+    def tap(t: torch.Tensor, name: str) -> torch.Tensor:
+        acts[name] = t.detach()
+        leaves[name] = torch.zeros_like(t, requires_grad=True)
+        return t + leaves[name]
+
+    return tap
+
+
+def _towards(clean: torch.Tensor, alpha: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """An edit moving an activation a fraction `alpha` of the way to its clean value."""
+    def move(t: torch.Tensor) -> torch.Tensor:
+        return t + alpha * (clean.to(t.device, t.dtype) - t)
+
+    return move
 
 
 # --- the grid: inputs, names, labels ----------------------------------------------------------------------------

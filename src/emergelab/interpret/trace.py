@@ -35,6 +35,10 @@ switch itself changes outputs by ~1e-7 (another kernel); compare with a plain fo
 Tracing runs under `torch.no_grad()`, stores detached tensors and never changes what the model computes;
 every hook it adds is removed when the call ends, whatever happens in the forward.
 
+Readers and writers share this module's resolution: `resolve(model)` gives a `Target` (names -> sites ->
+modules, `Target.hook` the one place a site becomes a torch hook); `interpret/intervene.py` (`edit`, the
+ablations) and `interpret/patching.py` write through it, on the same names.
+
 Example:
     >>> lm = load_hf_model("models/smollm2", kind="causal")
     >>> cache = trace(lm, "The capital of France is", names=lambda n: "hook_pattern" in n)
