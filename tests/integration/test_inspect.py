@@ -5,6 +5,7 @@ before a run exists."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -51,12 +52,15 @@ def test_gpt2_with_target_and_corrupt(gpt2, tmp_path):
     assert grids["resid_pre"]["method"] == "exact" and grids["heads"]["method"] == "exact"
     run_dir = doc["run_dir"]
     arrays, _ = read_safetensors(f"{run_dir}/inspect.safetensors")
-    assert arrays["attention"].shape == (2, 2, T, T) and arrays["attention"].dtype == torch.uint8
-    assert arrays["rollout"].shape == (T, T) and "attention_keys" not in arrays
+    tri = T * (T + 1) // 2  # a causal model's rows hold the keys up to the query only
+    assert arrays["attention"].shape == (2, 2, tri) and arrays["attention"].dtype == torch.uint8
+    assert arrays["rollout"].shape == (tri,) and "attention_keys" not in arrays
     # attention bytes are sqrt(weight) x 255: each causal row sums to 1 (to quantization)
-    w = (arrays["attention"].float() / 255) ** 2
+    w = torch.zeros(2, 2, T, T)
+    q, k = torch.tril_indices(T, T)
+    w[..., q, k] = (arrays["attention"].float() / 255) ** 2
     assert torch.allclose(w.sum(-1), torch.ones(2, 2, T), atol=0.05)
-    html = open(doc["report_path"], encoding="utf-8").read()
+    html = Path(doc["report_path"]).read_text(encoding="utf-8")
     assert "http://" not in html and "https://" not in html
     for section in ("attention", "rollout", "lens", "attribution", "heads", "patching"):
         assert f'id="{section}"' in html
@@ -65,7 +69,7 @@ def test_gpt2_with_target_and_corrupt(gpt2, tmp_path):
 def test_markup_in_the_text_is_escaped_everywhere(gpt2, tmp_path):
     code, _, err, doc = inspect(tmp_path, "--model", str(gpt2), "--text", XSS + " " + TEXT)
     assert code == 0, err
-    html = open(doc["report_path"], encoding="utf-8").read()
+    html = Path(doc["report_path"]).read_text(encoding="utf-8")
     assert XSS not in html and "<script>alert" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # the config and the input section show it as text
     assert html.count("<script") == html.count("</script>") == 2  # the data element and inspect.js
@@ -105,7 +109,7 @@ def test_real_minilm_encoder(tmp_path):
     s = doc["summary"]
     assert not s["model"]["causal"] and s["model"]["n_layers"] == 6 and s["model"]["n_heads"] == 12
     assert not s["lens"]["available"] and not s["attribution"]["available"] and not s["patching"]["available"]
-    html = open(doc["report_path"], encoding="utf-8").read()
+    html = Path(doc["report_path"]).read_text(encoding="utf-8")
     assert "is an encoder" in html
 
 

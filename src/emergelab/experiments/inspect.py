@@ -10,9 +10,10 @@ token against the vocabulary, the corrupted text's length.
 Store layout:
     results  "model" (name, family, causal, n_layers, n_heads, n_ctx, vocab_size), "tokens" ([T] strings),
              "prediction", "lens", "attribution", "detectors" ({name: (L, H)}), "patching", "wall_seconds"
-    files    inspect.safetensors: attention (L, H, T, T) uint8 (sqrt(weight) x 255) or, above `page_cells`, each query's
-             top keys: attention (L, H, T, K) uint8 + attention_keys (L, H, T, K) int16; rollout (T, T) uint8
-             (each row / its max x 255) + rollout_max (T,) float32; report.html
+    files    inspect.safetensors: attention (L, H, T, T) uint8 (sqrt(weight) x 255; causal: (L, H, T(T+1)/2), the
+             lower triangle row by row) or, above `page_cells`, each query's top keys: attention (L, H, T, K) uint8
+             + attention_keys (L, H, T, K) int16; rollout (T, T) uint8 (each row / its max x 255; causal: packed)
+             + rollout_max (T,) float32 (report/inspect.py `pack_attention`, `pack_rollout`); report.html
 
 Example:
     >>> result = run_experiment("inspect", overrides=["model=models/gpt2", "text=The capital of France is",
@@ -125,8 +126,8 @@ def compute(cfg: InspectConfig, ctx: Any, resume: bool = False) -> None:
             "name": cfg.model, "family": str(getattr(cfg_model, "model_type", "?")), "causal": causal,
             "n_layers": L, "n_heads": H, "n_ctx": lm.n_ctx, "vocab_size": len(lm.tokenizer)})
         store.put_result(ctx.id, "tokens", enc.tokens[0])
-        arrays = pack_attention(patterns[:, 0], cfg.page_cells)
-        arrays.update(pack_rollout(rollout(patterns, cfg.head_fusion, cfg.discard_ratio)[0]))
+        arrays = pack_attention(patterns[:, 0], cfg.page_cells, causal)
+        arrays.update(pack_rollout(rollout(patterns, cfg.head_fusion, cfg.discard_ratio)[0], causal))
         scores = head_scores(patterns, detection_patterns(ids.to(patterns.device)))
         store.put_result(ctx.id, "detectors", {d: scores[d].tolist() for d in DETECTORS})
         write_safetensors(ctx.dir / ARRAYS, arrays)
@@ -222,7 +223,7 @@ def analyze(store: RunStore, run: Run) -> dict[str, Any]:
     patch, det = view.require("patching"), view.require("detectors")
     arrays = read_arrays(run)
     dense = "attention_keys" not in arrays
-    K = int(arrays["attention"].shape[-1])
+    K = len(tokens) if dense else int(arrays["attention"].shape[-1])
     mass = 1.0 if dense else float(((arrays["attention"].float() / 255) ** 2).sum(-1).mean())
     summary: dict[str, Any] = {
         "model": model, "n_tokens": len(tokens), "target": pred.get("target"), "target_id": pred.get("target_id"),

@@ -5,7 +5,7 @@ heatmap and a token strip, hover to see where a token looks; inspect.js); attent
 the logit-lens table; token attributions; the head-detector table (a row selects its head in the viewer); the
 activation-patching heatmaps when a corrupted text was given; the checks; config and provenance.
 
-The attention weights travel as compact typed arrays (bytes, base64) inside one JSON element: dense
+The attention weights travel as compact typed arrays (bytes, zlib-compressed, base64) inside one JSON element: dense
 (L, H, T, T) up to the run's `page_cells`, else each query's top keys. Every string reaches the page escaped:
 Jinja autoescapes the tables, the JSON element escapes '<', '>' and '&', and the script writes tokens with
 textContent only.
@@ -18,6 +18,7 @@ wall_seconds.
 from __future__ import annotations
 
 import base64
+import zlib
 from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -40,18 +41,22 @@ DETECTOR_NAMES = {"previous_token": "previous token", "duplicate_token": "duplic
 
 
 # --- the page's compact arrays (made when the run computes, stored in inspect.safetensors) ----------------------
-def pack_attention(p: torch.Tensor, page_cells: int) -> dict[str, torch.Tensor]:
-    """p (L, H, T, T) -> uint8 bytes round(sqrt(weight) x 255): dense when L x H x T x T <= page_cells, else each
-    query row's top K keys (K = page_cells // (L x H x T), at least 1) with their key indices (int16). The square
-    root keeps small weights: 1/1024 (uniform attention over 1,024 tokens) is byte 8, not 0; the smallest weight
-    kept is about 4e-6.
+def pack_attention(p: torch.Tensor, page_cells: int, causal: bool) -> dict[str, torch.Tensor]:
+    """p (L, H, T, T) -> uint8 bytes round(sqrt(weight) x 255). Dense when the page can hold every weight (L x H x
+    T x T cells, or L x H x T(T+1)/2 for a causal model, whose rows then hold only keys <= query, row after row),
+    else each query row's top K keys (K = page_cells // (L x H x T), at least 1) with their key indices (int16).
+    The square root keeps small weights: 1/1024 (uniform attention over 1,024 tokens) is byte 8, not 0; the
+    smallest weight kept is about 4e-6.
 
     Example:
-        >>> pack_attention(torch.full((1, 1, 4, 4), 0.25), 10**6)["attention"][0, 0, 0]   # sqrt(0.25) x 255
+        >>> pack_attention(torch.full((1, 1, 4, 4), 0.25), 10**6, causal=False)["attention"][0, 0, 0]
         tensor([128, 128, 128, 128], dtype=torch.uint8)
     """
     L, H, T, _ = p.shape
-    if L * H * T * T <= page_cells:
+    if L * H * (T * (T + 1) // 2 if causal else T * T) <= page_cells:
+        if causal:
+            q, k = torch.tril_indices(T, T)
+            return {"attention": _sqrt_bytes(p[..., q, k])}  # (L, H, T(T+1)/2)
         return {"attention": _sqrt_bytes(p)}
     K = max(1, min(T, page_cells // (L * H * T)))
     w, k = p.topk(K, dim=-1)  # (L, H, T, K)
@@ -62,15 +67,26 @@ def _sqrt_bytes(w: torch.Tensor) -> torch.Tensor:
     return (w.float().clamp(0, 1).sqrt() * 255).round().to(torch.uint8).contiguous()
 
 
-def pack_rollout(r: torch.Tensor) -> dict[str, torch.Tensor]:
-    """r (T, T) -> each row over its max, x 255 as uint8, and the row maxima (T,) float32."""
+def pack_rollout(r: torch.Tensor, causal: bool) -> dict[str, torch.Tensor]:
+    """r (T, T) -> each row over its max, x 255 as uint8 (a causal model's rollout is lower triangular: its rows
+    are packed as in `pack_attention`), and the row maxima (T,) float32."""
     m = r.float().amax(-1).clamp_min(1e-12)
-    return {"rollout": ((r / m[:, None]) * 255).round().to(torch.uint8).contiguous(), "rollout_max": m}
+    b = ((r / m[:, None]) * 255).round().to(torch.uint8)
+    if causal:
+        q, k = torch.tril_indices(*r.shape)
+        b = b[q, k]
+    return {"rollout": b.contiguous(), "rollout_max": m}
 
 
 # --- the page ----------------------------------------------------------------------------------------------------
 def _b64(t: Any) -> str:
-    return base64.b64encode(np.ascontiguousarray(t.numpy()).tobytes()).decode("ascii")
+    """The tensor's bytes, zlib-compressed (the browser's DecompressionStream('deflate') inflates them), base64."""
+    return base64.b64encode(zlib.compress(np.ascontiguousarray(t.numpy()).tobytes(), 6)).decode("ascii")
+
+
+def _per_head(t: torch.Tensor) -> list[str]:
+    """(L, H, ...) -> one compressed base64 string per head, layer by layer: the page inflates a head when shown."""
+    return [_b64(head) for layer in t for head in layer]
 
 
 def _payload(data: Mapping[str, Any], start: dict[str, int]) -> dict[str, Any]:
@@ -79,7 +95,8 @@ def _payload(data: Mapping[str, Any], start: dict[str, int]) -> dict[str, Any]:
     return {"tokens": tokens, "T": len(tokens), "L": model["n_layers"], "H": model["n_heads"],
             "causal": model["causal"], "start": start,
             "attention": {"format": "dense" if keys is None else "top_keys", "K": int(arrays["attention"].shape[-1]),
-                          "weights": _b64(arrays["attention"]), "keys": None if keys is None else _b64(keys)},
+                          "packed": keys is None and model["causal"],
+                          "weights": _per_head(arrays["attention"]), "keys": None if keys is None else _per_head(keys)},
             "rollout": {"weights": _b64(arrays["rollout"]), "fusion": data["config"].get("head_fusion", "mean"),
                         "max": [round(float(v), 6) for v in arrays["rollout_max"].tolist()]}}
 

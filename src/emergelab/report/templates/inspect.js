@@ -1,10 +1,11 @@
 /* emergelab inspect: attention and rollout viewers (vanilla JS, no dependencies, works from file://).
  *
  * Data: the JSON element "inspect-data" = {tokens: [str], T, L, H, causal,
- *   attention: {format: "dense" | "top_keys", K, weights: base64 uint8 (L, H, T, T | K) = sqrt(weight) x 255,
- *               keys: base64 int16 | null},
- *   rollout: {weights: base64 uint8 (T, T), each row over its max, max: [T] floats}, start: {layer, head, query}}
- * Weights are bytes, decoded once into typed arrays; a heatmap is pooled (max) into at most
+ *   attention: {format: "dense" | "top_keys", K, packed, weights: [L x H] base64 of zlib-compressed uint8
+ *               (T, T | K) = sqrt(weight) x 255, one per head, keys: [L x H] the same of int16 key indices | null},
+ *   rollout: {weights: base64 zlib uint8 (T, T), each row over its max, max: [T] floats}, start: {layer, head, query}}
+ * A causal model's dense arrays are packed ("packed": true): row q holds keys 0..q only, rows one after another.
+ * A head's bytes are inflated (the browser's DecompressionStream) when it is first shown; a heatmap is pooled (max) into at most
  * 640 x 640 pixels and drawn with putImageData, so 1,024 tokens draw in milliseconds; a hover recolours the token
  * strip and redraws a small overlay canvas only. Every token reaches the DOM through textContent, never
  * innerHTML: a token that looks like markup is shown as text.
@@ -18,10 +19,12 @@
   var T = D.T, L = D.L, H = D.H, causal = !!D.causal;
   var MAXPX = 640, MAXCELL = 24;  // heatmap pixels at most; pixels per token at most (short texts)
 
+  // base64 of zlib-compressed bytes -> Promise of a Uint8Array (the browser's own inflate: no library)
   function bytes(b64) {
-    var bin = atob(b64), n = bin.length, out = new Uint8Array(n);
-    for (var i = 0; i < n; i++) { out[i] = bin.charCodeAt(i); }
-    return out;
+    var bin = atob(b64), n = bin.length, raw = new Uint8Array(n);
+    for (var i = 0; i < n; i++) { raw[i] = bin.charCodeAt(i); }
+    var stream = new Blob([raw]).stream().pipeThrough(new DecompressionStream("deflate"));
+    return new Response(stream).arrayBuffer().then(function (buf) { return new Uint8Array(buf); });
   }
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -49,27 +52,59 @@
   tip.setAttribute("role", "tooltip");
   document.body.appendChild(tip);
 
+  var A = D.attention;
+  if (typeof DecompressionStream === "undefined") {
+    ["ins-attention", "ins-rollout"].forEach(function (id) {
+      var node = document.getElementById(id);
+      if (node) { node.appendChild(el("p", "empty", "This browser cannot inflate the embedded arrays " +
+                                         "(DecompressionStream): open the report in a current Chrome, Firefox or Safari.")); }
+    });
+    return;
+  }
+  // each head is its own compressed array, inflated when first shown: opening the page inflates one head
+  var heads = {};
+  function headBytes(l, h) {
+    var i = l * H + h;
+    if (!heads[i]) {
+      heads[i] = Promise.all([bytes(A.weights[i]), A.keys ? bytes(A.keys[i]) : null]).then(function (wk) {
+        return { W: wk[0], K: wk[1] ? new Int16Array(wk[1].buffer) : null };
+      });
+    }
+    return heads[i];
+  }
+  var first = D.start || { layer: 0, head: 0, query: T - 1, rollout_query: T - 1 };
+  Promise.all([headBytes(first.layer, first.head), bytes(D.rollout.weights)]).then(function (arrs) {
+    begin(arrs[0], arrs[1]);
+  }).catch(function (e) { document.body.dataset.inspectError = String(e); throw e; });
+
+  function begin(firstHead, RW) {
+  document.body.dataset.inspectDecoded = String(Math.round(performance.now() - t0));
   // ---- sources: getRow(q) -> Uint8Array (T) of colour bytes; weight(q, k) -> the value shown -----------------
-  var A = D.attention, AW = bytes(A.weights), AK = A.keys ? new Int16Array(bytes(A.keys).buffer) : null;
   var rowBuf = new Uint8Array(T);
   function attentionSource(state) {
     return {
       getRow: function (q) {
-        var base = (state.layer * H + state.head) * T;
-        if (!AK) { return AW.subarray((base + q) * T, (base + q + 1) * T); }
+        var AW = state.bytes.W, AK = state.bytes.K;  // the head shown
+        if (A.packed) {  // causal: row q holds keys 0..q, rows one after the other
+          var o0 = q * (q + 1) / 2;
+          return AW.subarray(o0, o0 + q + 1);
+        }
+        if (!AK) { return AW.subarray(q * T, (q + 1) * T); }
         rowBuf.fill(0);
-        var o = (base + q) * A.K;
+        var o = q * A.K;
         for (var j = 0; j < A.K; j++) { rowBuf[AK[o + j]] = AW[o + j]; }
         return rowBuf;
       },
-      weight: function (q, k) { var v = this.getRow(q)[k] / 255; return v * v; },
+      weight: function (q, k) { var v = (this.getRow(q)[k] || 0) / 255; return v * v; },
       label: function () { return "layer " + state.layer + ", head " + state.head; }
     };
   }
-  var RW = bytes(D.rollout.weights), RMAX = D.rollout.max;
+  var RMAX = D.rollout.max;
   var rolloutSource = {
-    getRow: function (q) { return RW.subarray(q * T, (q + 1) * T); },
-    weight: function (q, k) { return RW[q * T + k] / 255 * RMAX[q]; },
+    getRow: function (q) {
+      return causal ? RW.subarray(q * (q + 1) / 2, q * (q + 1) / 2 + q + 1) : RW.subarray(q * T, (q + 1) * T);
+    },
+    weight: function (q, k) { return (this.getRow(q)[k] || 0) / 255 * RMAX[q]; },
     label: function () { return "rollout (" + D.rollout.fusion + " of heads)"; }
   };
 
@@ -139,6 +174,17 @@
     over.addEventListener("mouseleave", function () { self.hover(null, null); });
     over.addEventListener("click", function (e) { self.pin(at(e)[0]); });
 
+    // the bytes a row is coloured by: as stored, or (the "row max" scale) over the row's largest byte
+    var scaled = new Uint8Array(T);
+    function colours(q) {
+      var row = source.getRow(q);
+      if (!opts.rowScale || !opts.rowScale()) { return row; }
+      var n = row.length, m = 1, k;
+      for (k = 0; k < n; k++) { if (row[k] > m) { m = row[k]; } }
+      for (k = 0; k < n; k++) { scaled[k] = Math.round(row[k] * 255 / m); }
+      scaled.fill(0, n);  // a packed (causal) row is q + 1 long
+      return scaled;
+    }
     var img = canvas.getContext("2d").createImageData(P, P), octx = over.getContext("2d");
     var G = new Uint8Array(P * P);
     this.draw = function () {
@@ -146,13 +192,13 @@
       var q, k, row, py, v, o;
       if (T >= P) {
         for (q = 0; q < T; q++) {
-          row = source.getRow(q); o = pxOf[q] * P;
+          row = colours(q); o = pxOf[q] * P;
           var kEnd = causal ? q + 1 : T;
           for (k = 0; k < kEnd; k++) { v = row[k]; if (v > G[o + pxOf[k]]) { G[o + pxOf[k]] = v; } }
         }
       } else {
         for (py = 0; py < P; py++) {
-          row = source.getRow(cellOf[py]); o = py * P;
+          row = colours(cellOf[py]); o = py * P;
           for (var px = 0; px < P; px++) { G[o + px] = row[cellOf[px]]; }
         }
       }
@@ -182,7 +228,7 @@
     this.pin = function (q) { self.state.pinned = q; self.hover(q, null); };
     var shownQuery = -1;
     this.update = function () {
-      var s = self.state, q = s.query, row = source.getRow(q);
+      var s = self.state, q = s.query, row = colours(q);
       root.dataset.query = String(q);
       if (shownQuery >= 0) { chips[shownQuery].classList.remove("q"); }
       for (var k = 0; k < T; k++) {
@@ -226,8 +272,7 @@
 
   // ---- the attention viewer: layer and head selects -----------------------------------------------------------
   var attRoot = document.getElementById("ins-attention");
-  var start = D.start || { layer: 0, head: 0, query: T - 1 };
-  var state = { layer: start.layer, head: start.head };
+  var state = { layer: first.layer, head: first.head, bytes: firstHead };
   if (attRoot) {
     var controls = el("div", "ins-controls");
     function select(label, n, value, onchange) {
@@ -243,20 +288,34 @@
     var viewer;
     var layerSel = select("layer", L, state.layer, function (v) { state.layer = v; show(); });
     var headSel = select("head", H, state.head, function (v) { state.head = v; show(); });
+    var scaleLab = el("label", null, "colour ");
+    var scaleSel = el("select", "ins-scale");
+    scaleSel.appendChild(new Option("\u221aweight", "sqrt"));
+    scaleSel.appendChild(new Option("each row over its max", "row"));
+    scaleSel.addEventListener("change", function () { show(); });
+    scaleLab.appendChild(scaleSel);
+    controls.appendChild(scaleLab);
     var legend = el("span", "ins-legend");
     legend.appendChild(el("span", null, "0"));
     legend.appendChild(el("span", "ins-ramp"));
-    legend.appendChild(el("span", null, "1 (colour \u221d \u221aweight)"));
+    legend.appendChild(el("span", null, "1"));
     controls.appendChild(legend);
     if (A.format === "top_keys") {
       controls.appendChild(el("span", "ins-note", "each query's " + A.K + " strongest keys are embedded"));
     }
     attRoot.appendChild(controls);
-    viewer = new Viewer(attRoot, attentionSource(state), { query: start.query });
-    var show = function () {
-      layerSel.value = String(state.layer); headSel.value = String(state.head);
-      attRoot.dataset.layer = String(state.layer); attRoot.dataset.head = String(state.head);
-      viewer.draw();
+    viewer = new Viewer(attRoot, attentionSource(state), {
+      query: first.query, rowScale: function () { return scaleSel.value === "row"; } });
+    var show = function () {  // the head in `state`, once its bytes are inflated (the latest choice wins)
+      var l = state.layer, h = state.head;
+      layerSel.value = String(l); headSel.value = String(h);
+      return headBytes(l, h).then(function (b) {
+        if (state.layer !== l || state.head !== h) { return; }
+        state.bytes = b;
+        viewer.draw();
+        attRoot.dataset.layer = String(l); attRoot.dataset.head = String(h);
+        attRoot.dataset.scale = scaleSel.value;
+      });
     };
     show();
     // rows of the head-detector table select their head
@@ -268,6 +327,7 @@
     });
   }
   var rollRoot = document.getElementById("ins-rollout");
-  if (rollRoot) { new Viewer(rollRoot, rolloutSource, { query: start.rollout_query }).draw(); }
+  if (rollRoot) { new Viewer(rollRoot, rolloutSource, { query: first.rollout_query }).draw(); }
   document.body.dataset.inspectReady = String(Math.round(performance.now() - t0));
+  }
 })();
