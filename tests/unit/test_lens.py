@@ -5,9 +5,6 @@ probability; clear errors for a bad target; SmolLM2 (slow, where the converted f
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -20,7 +17,6 @@ from tests.fixtures import hf_models
 
 CAUSAL = ("gpt2", "llama", "qwen2", "gpt_neox", "gpt_neox_serial")
 B, T, V = 2, 7, 21
-SMOLLM2 = Path(os.environ.get("EMERGELAB_SMOLLM2", "/tmp/hf-cache/smollm2-135m-instruct"))
 
 
 @pytest.fixture(scope="module")
@@ -130,11 +126,8 @@ def test_the_lens_refuses_what_it_cannot_read(lms):
 
 
 @pytest.mark.slow
-def test_smollm2_puts_paris_first_for_the_capital_of_france():
-    if not (SMOLLM2 / "config.json").is_file():
-        pytest.skip(f"no converted SmolLM2 folder at {SMOLLM2} (set EMERGELAB_SMOLLM2)")
-    torch.set_num_threads(1)
-    lm = load_hf_model(SMOLLM2)
+def test_smollm2_puts_paris_first_for_the_capital_of_france(smollm2):
+    lm = smollm2
     lens = logit_lens(lm, "The capital of France is", target=" Paris", positions=[-1])
     assert len(lens.names) == 31
     with torch.no_grad():
