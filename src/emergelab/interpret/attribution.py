@@ -30,6 +30,8 @@ position stays at its input embedding (`keep_first=True`): in a pretrained LM it
 massive activations that swing wildly along the path. Measured on SmolLM2-135M, "The capital of France is" ->
 " Paris", 50 steps: delta -105 logits with the mean baseline moving position 0 too, +1304 from zero
 embeddings, +13 from the <|im_end|> token; 0.04 with the mean baseline keeping position 0 (0.000 at 200 steps).
+Longer inputs need more steps: a 32-token SmolLM2 input (f(x) - f(baseline) = 18.2) has delta 1.8, -0.51 and
+-0.15 at 16, 64 and 128 steps. Check `delta` against that gap before reading the scores.
 
 Memory: every forward + backward runs on at most `internal_batch_size` rows (IG evaluates B * n_steps rows);
 a batch larger than it is attributed in chunks of examples (the no-grad forwards that pick the target and
