@@ -26,7 +26,7 @@ class LMInductionConfig(RunSettings):
     induction_threshold: float = 0.3  # prefix-matching score from which a head is named an induction head
     previous_token_threshold: float = 0.4  # previous-token score from which a head is named a previous-token head
     n_ablated: int = 5  # the named induction heads with the highest scores ablated together (0: every named one)
-    ablation: Literal["mean", "zero", "resample"] = "mean"  # mean: each head's per-position mean over the batch
+    ablation: Literal["mean", "zero", "resample"] = "mean"  # a head writes its batch mean, 0, or another sequence's
     control_draws: int = 10  # random sets of as many heads outside the circuit, ablated in their place
     per_head: bool = True  # also ablate each ablated induction head on its own (one forward pass each)
 
