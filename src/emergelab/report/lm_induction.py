@@ -81,8 +81,9 @@ def fig_positions(positions: Mapping[str, Sequence[float]], summary: Mapping[str
         if positions.get("ablated"):
             ax.plot(x, positions["ablated"], color=F.MODEL_COLORS[0], lw=1.6, label="induction heads ablated")
         if seq_len:
-            ax.axvline(bos + seq_len + 0.5, color="#868e96", ls=":", lw=1.0)
-            ax.text(bos + seq_len + 1, ax.get_ylim()[1], " repeat starts", va="top", fontsize=8, color="#495057")
+            first_repeat = bos + seq_len  # the position of the repeat's first token
+            ax.axvline(first_repeat - 0.5, color="#868e96", ls=":", lw=1.0)
+            ax.text(first_repeat, ax.get_ylim()[1], " repeat starts", va="top", fontsize=8, color="#495057")
         ax.set_xlabel("token position")
         ax.set_ylabel("loss (nats)")
         ax.set_ylim(bottom=0)
