@@ -140,3 +140,23 @@ def test_bad_input_is_one_line_exit_2_and_no_run(gpt2, tmp_path, case):
     assert code == 2 and len(lines) == 1 and fragment in lines[0], err
     assert "Traceback" not in out + err
     assert not (tmp_path / "e.db").exists()  # nothing written: no store, no run
+
+
+def _smollm2_converted() -> bool:
+    from emergelab.models.catalog import model_status
+
+    return model_status("smollm2-135m").state == "converted"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _smollm2_converted(), reason="SmolLM2-135M is not converted (emergelab models convert)")
+def test_real_smollm2_paris(tmp_path):
+    code, _, err, doc = inspect(tmp_path, "--model", "smollm2-135m", "--text", "The capital of France is",
+                                "--target", " Paris", "--corrupt", "The capital of Italy is")
+    assert code == 0, err
+    s = doc["summary"]
+    assert (s["model"]["n_layers"], s["model"]["n_heads"]) == (30, 9)  # 9 query heads on 3 KV heads
+    assert s["prediction"] == " Paris" and s["lens"]["target_rank_last"] == 1
+    assert s["patching"]["available"] and all(c["passed"] for c in s["checks"])
+    restored = {g["what"]: g for g in s["patching"]["grids"]}["resid_pre"]
+    assert restored["normalized"] > 0.5  # some residual stream carries 'France' to the answer

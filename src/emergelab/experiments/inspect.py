@@ -85,8 +85,8 @@ def is_causal(folder: Path) -> bool:
 def check(cfg: InspectConfig) -> None:
     """Model folder, tokenizer, context length, target token and corrupted text: bad input creates nothing."""
     if not cfg.model:
-        raise ConfigError("model: set a model: an alias (smollm2-135m, minilm), a local Hugging Face folder or a "
-                          "run id (--set model=...)")
+        raise ConfigError("model: set a model: an alias (smollm2-135m, minilm) or a local Hugging Face folder "
+                          "(--set model=...)")
     if not cfg.text.strip():
         raise ConfigError("text: set the text to inspect (--set text='...')")
     if cfg.model == RANDOM:
