@@ -56,7 +56,7 @@ def _draw(ax: Any, result: Any, value: str, limit: float | None, annotate: bool 
     if annotate:
         for (r, c), v in np.ndenumerate(matrix):
             if np.isfinite(v):
-                ax.text(c, r, fmt(v, 2, "fixed"), ha="center", va="center", fontsize=6.5,
+                ax.text(c, r, "0" if abs(v) < 0.005 else fmt(v, 2, "fixed"), ha="center", va="center", fontsize=6.5,
                         color="#fff" if abs(v) > 0.6 * span else "#212529")
     step = max(1, -(-len(cols) // MAX_TICKS))
     ax.set_xticks(range(0, len(cols), step), cols[::step], rotation=90 if result.what != "heads" else 0,
@@ -81,15 +81,15 @@ def patching_figure(result: Any, *, value: str = "normalized", title: str | None
     if value not in ("normalized", "effect"):
         raise ValueError(f"value must be 'normalized' or 'effect', got {value!r}")
     L, n = result.effect.shape
-    width = width or min(16.0, max(4.5, 1.6 + 0.22 * n))
+    width = width or min(16.0, max(5.5, 1.8 + 0.3 * n))
     with report_style():
         fig, axes = new_figure(1, 1, figsize=(width, min(12.0, max(2.6, 1.3 + 0.24 * L))))
         ax = axes[0, 0]
         image = _draw(ax, result, value, 1.0 if value == "normalized" else None, annotate)
         fig.colorbar(image, ax=ax, shrink=0.9, label="normalized effect" if value == "normalized" else "Δ metric")
         method = "activation patching" if result.method == "exact" else "attribution patching"
-        ax.set_title(title or f"{method}: {TITLES.get(result.what, result.what)}  (clean {fmt(result.clean, 3)}, "
-                              f"corrupted {fmt(result.corrupted, 3)})")
+        ax.set_title(title or f"{method}: {TITLES.get(result.what, result.what)}\nmetric: clean "
+                              f"{fmt(result.clean, 3)}, corrupted {fmt(result.corrupted, 3)}", fontsize=9.5)
     return fig
 
 
