@@ -81,13 +81,14 @@ def test_top_keys_above_page_cells(gpt2, tmp_path):
     from emergelab.config import from_dict
     from emergelab.experiments.configs.inspect import InspectConfig
 
-    T = len(load_hf_model(gpt2).tokenizer(TEXT)["input_ids"])
-    cfg = from_dict(InspectConfig, {"model": str(gpt2), "text": TEXT, "page_cells": 2 * 2 * T * T - 1, "n_steps": 4,
-                                    "threads": 1})
+    text = TEXT + TEXT
+    T = len(load_hf_model(gpt2).tokenizer(text)["input_ids"])
+    cells = 2 * 2 * T * (T + 1) // 2 - 1  # one short of every causal weight (rows hold keys <= query)
+    cfg = from_dict(InspectConfig, {"model": str(gpt2), "text": text, "page_cells": cells, "n_steps": 4, "threads": 1})
     r = api.run_config("inspect", cfg, store=tmp_path / "e.db", progress=False)
     arrays, _ = read_safetensors(r.run_dir / "inspect.safetensors")
-    K = (2 * 2 * T * T - 1) // (2 * 2 * T)
-    assert r.summary["attention_format"] == "top_keys" and r.summary["attention_top_keys"] == K == T - 1
+    K = cells // (2 * 2 * T)
+    assert r.summary["attention_format"] == "top_keys" and r.summary["attention_top_keys"] == K
     assert arrays["attention"].shape == arrays["attention_keys"].shape == (2, 2, T, K)
     assert 0.5 < r.summary["attention_mass_shown"] <= 1.0
 

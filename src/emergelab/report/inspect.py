@@ -102,10 +102,13 @@ def _payload(data: Mapping[str, Any], start: dict[str, int]) -> dict[str, Any]:
 
 
 def _start(data: Mapping[str, Any]) -> dict[str, int]:
-    """The head shown first (the best induction head, else the best previous-token head) and the query (the last
+    """The head shown first (the best induction head; in a text without repeats, the best previous-token head) and
+    the query (the last
     token of a causal LM, the first ([CLS]) of an encoder for rollout)."""
     det, T = data["detectors"], len(data["tokens"])
-    scores = np.asarray(det.get("induction") or det["previous_token"], dtype=float)
+    scores = np.asarray(det["induction"], dtype=float)
+    if not scores.max() > 0:  # no repeated token in the text: no induction anywhere
+        scores = np.asarray(det["previous_token"], dtype=float)
     layer, head = np.unravel_index(int(np.argmax(scores)), scores.shape)
     causal = data["model"]["causal"]
     return {"layer": int(layer), "head": int(head), "query": T - 1, "rollout_query": T - 1 if causal else 0}
@@ -130,6 +133,12 @@ def _overview(data: Mapping[str, Any]) -> Section:
     return Section("input", "Input and prediction", render_fragment("inspect_overview.html", rows=rows))
 
 
+def _shown(token: str, limit: int) -> str:
+    """A token for a table cell: whitespace made visible (a token of spaces alone would be an empty cell)."""
+    text = token_label(token, limit=limit)
+    return text if text.strip() else "\u2423" * max(1, min(len(text), limit))
+
+
 def _lens(lens: Mapping[str, Any], tokens: Sequence[str], pred: Mapping[str, Any]) -> Section:
     lead = ("What the model would predict if it stopped after each layer: the residual stream through the final norm "
             "and the unembedding. Each cell: the top token and its probability (hover for the top-k).")
@@ -138,18 +147,18 @@ def _lens(lens: Mapping[str, Any], tokens: Sequence[str], pred: Mapping[str, Any
                                                                why=lens.get("why", "")), lead=lead)
     positions, T = lens["positions"], len(tokens)
     target = pred["target"] if pred.get("available") else None
-    columns = [{"position": p, "token": token_label(tokens[p], limit=10),
-                "next": token_label(tokens[p + 1], limit=10) if p + 1 < T else ""} for p in positions]
+    columns = [{"position": p, "token": _shown(tokens[p], 10), "next": _shown(tokens[p + 1], 10) if p + 1 < T else ""}
+               for p in positions]
     rows = []
     for r, label in enumerate(lens["labels"]):
         cells = []
         for j in range(len(positions)):
             toks, probs = lens["top_tokens"][r][j], lens["top_probs"][r][j]
             p = float(probs[0])
-            cells.append({"token": token_label(toks[0], limit=10), "prob": fmt(p, 2, "fixed"),
-                          "alpha": f"{min(0.85, p):.3f}", "color": "#fff" if p > 0.5 else "inherit",
+            cells.append({"token": _shown(toks[0], 10), "prob": fmt(p, 2, "fixed"),
+                          "alpha": f"{min(0.8, p):.3f}", "color": "#fff" if p > 0.42 else "inherit",
                           "hit": target is not None and j == len(positions) - 1 and toks[0] == target,
-                          "title": "  ".join(f"{token_label(t, limit=16)} {fmt(float(q), 3, 'fixed')}"
+                          "title": "  ".join(f"{_shown(t, 16)} {fmt(float(q), 3, 'fixed')}"
                                              for t, q in zip(toks, probs, strict=True))})
         rows.append({"label": label, "cells": cells, "rank": lens["target_rank"][r][-1],
                      "target_prob": fmt(float(lens["target_prob"][r][-1]), 3, "fixed")})
@@ -248,12 +257,14 @@ def render_inspect_report(data: Mapping[str, Any]) -> str:
     run, checks = dict(data.get("run") or {}), [dict(c) for c in data.get("checks") or []]
     summary, model, tokens = data.get("summary") or {}, data["model"], data["tokens"]
     start = _start(data)
+    opening = "induction" if max(max(r) for r in data["detectors"]["induction"]) > 0 else "previous-token"
     fmt_note = ("every weight" if summary.get("attention_format") == "dense" else
                 f"each query's {summary.get('attention_top_keys')} strongest keys "
                 f"({fmt(100 * float(summary.get('attention_mass_shown', 0)), 1)}% of the attention on average)")
     attention = Section("attention", "Attention", render_fragment("inspect_viewer.html", id="ins-attention"),
                         lead=f"Pick a layer and a head; the heatmap shows {fmt_note} (rows: queries, columns: keys). "
-                             f"It opens on the head that scores highest as an induction head.")
+                             f"It opens on layer {start['layer']}, head {start['head']}: the best {opening} head on "
+                             f"this text.")
     roll = Section("rollout", "Attention rollout", render_fragment("inspect_viewer.html", id="ins-rollout"),
                    lead="How much each position's final representation draws on each input token, following the "
                         "attention through all layers (heads fused by their "

@@ -17,7 +17,7 @@
   if (!dataEl) { return; }
   var D = JSON.parse(dataEl.textContent);
   var T = D.T, L = D.L, H = D.H, causal = !!D.causal;
-  var MAXPX = 640, MAXCELL = 24;  // heatmap pixels at most; pixels per token at most (short texts)
+  var MAXPX = 640, MAXCELL = 40;  // heatmap pixels at most; pixels per token at most (short texts)
 
   // base64 of zlib-compressed bytes -> Promise of a Uint8Array (the browser's own inflate: no library)
   function bytes(b64) {
