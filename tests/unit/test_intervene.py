@@ -4,6 +4,7 @@ output projection by hand (per query head under grouped-query attention), mean /
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -234,6 +235,10 @@ def test_clear_errors(lms):
         ablate_heads(model, [(0, 4)])
     with pytest.raises(ConfigError, match=r"\(layer, head\) pair"):
         ablate_heads(model, [3])
+    with pytest.raises(ConfigError, match=r"\(layer, head\) pair"):
+        ablate_heads(model, [(0.5, 1)])
+    with ablate_heads(model, [(np.int64(1), torch.tensor(2))], positions=[np.int64(0)]):  # numpy / torch integers
+        pass
     with pytest.raises(ConfigError, match="choose from zero, mean, resample"):
         ablate_heads(model, [(0, 0)], how="random").__enter__()
     with pytest.raises(ConfigError, match="needs reference inputs"):

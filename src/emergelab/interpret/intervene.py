@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -171,11 +172,11 @@ def ablate(model: Any, names: Sequence[str] | str, how: str = "zero", reference:
 def _head(item: Any) -> tuple[int, int]:
     try:
         layer, head = item
-        if not all(isinstance(x, int) and not isinstance(x, bool) for x in (layer, head)):
+        if isinstance(layer, bool) or isinstance(head, bool):
             raise TypeError
+        return operator.index(layer), operator.index(head)  # ints, numpy or 0-d torch integers
     except (TypeError, ValueError):
         raise ConfigError(f"A head is a (layer, head) pair of integers, got {item!r}") from None
-    return int(layer), int(head)
 
 
 def _check_heads(target: Target, name: str, idx: list[int]) -> None:
@@ -216,9 +217,12 @@ def ablate_names(model: Any, names: Mapping[str, list[int] | None], how: str = "
 
 
 def _position(p: Any) -> int:
-    if isinstance(p, bool) or not isinstance(p, int):
-        raise ConfigError(f"Positions are integers, got {p!r}")
-    return p
+    try:
+        if isinstance(p, bool):
+            raise TypeError
+        return operator.index(p)
+    except TypeError:
+        raise ConfigError(f"Positions are integers, got {p!r}") from None
 
 
 def _mask(t: torch.Tensor, heads: list[int] | None, positions: list[int] | None, name: str) -> torch.Tensor:

@@ -375,6 +375,8 @@ def _replace_first(output: Any, new: torch.Tensor) -> Any:
     if hasattr(output, "to_tuple"):  # a transformers ModelOutput: an ordered dict whose first value is the tensor
         output[next(iter(output.keys()))] = new
         return output
+    if hasattr(output, "_fields"):  # a namedtuple takes its fields as arguments
+        return type(output)(new, *output[1:])
     return type(output)((new, *output[1:]))
 
 
