@@ -360,6 +360,10 @@ CASES = [
     pytest.param(Case(["list-runs", "--store"], "--store"), id="list-runs-store-without-value"),
     pytest.param(Case(["config", "induction", "extra"], "extra"), id="config-extra-argument"),
     pytest.param(Case(["list-sweeps", "--experiment", "x"], "--experiment"), id="list-sweeps-unknown-option"),
+    pytest.param(Case(["models", "frob"], "Unknown action 'frob'"), id="models-unknown-action"),
+    pytest.param(Case(["models", "convert"], "Name the model to convert"), id="models-convert-without-name"),
+    pytest.param(Case(["models", "convert", "smollm3"], "Unknown model alias 'smollm3'"),
+                 id="models-convert-unknown-alias"),
     # inspect: every bad input refused before a run exists
     pytest.param(Case([*INSPECT, "--model", "nomodel"], "config.json", folder("nomodel")),
                  id="inspect-folder-not-a-model"),
