@@ -17,6 +17,7 @@ from .configs import inspect as _inspect
 from .configs import lm_induction as _lm_induction
 from .configs import rbf_approx as _rbf_approx
 from .configs import text_attention as _text_attention
+from .configs import vae as _vae
 
 for _name, _config_cls, _description in [
     ("induction", _induction.InductionConfig,
@@ -37,5 +38,6 @@ for _name, _config_cls, _description in [
      "SOM -> RBF -> attention -> softmax on handwritten digits, explained by the prototypes it attends to"),
     ("rbf-approx", _rbf_approx.RBFApproxConfig,
      "RBF network fits x^2 and sin(3x) on [-1, 1] with 5-20 Gaussian centers: max error 1e-6 by K=20"),
+    ("vae", _vae.VAEConfig, "MLP VAE on 8x8 digits: held-out ELBO, reconstructions, samples scored by FID, precision/recall"),
 ]:
     experiments.declare(_name, _description, f"{__name__}.{_name.replace('-', '_')}", config_cls=_config_cls)
