@@ -10,7 +10,7 @@ import torch
 
 from emergelab.errors import ConfigError
 from emergelab.interpret.lens import LogitLens, logit_lens, resolve_target, unembedding
-from emergelab.interpret.trace import trace
+from emergelab.interpret.tracing import trace
 from emergelab.models.hf import load_hf_model
 from emergelab.models.transformer import Transformer, TransformerConfig
 from tests.fixtures import hf_models

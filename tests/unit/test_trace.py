@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from emergelab.errors import ConfigError
-from emergelab.interpret.trace import UnknownActivationName, activation_names, trace
+from emergelab.interpret.tracing import UnknownActivationName, activation_names, trace
 from emergelab.models.hf import load_hf_model
 from emergelab.models.transformer import Transformer, TransformerConfig
 from tests.fixtures import hf_models

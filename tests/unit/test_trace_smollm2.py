@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from emergelab.interpret.trace import trace
+from emergelab.interpret.tracing import trace
 from emergelab.models.catalog import ensure_converted, resolve_model, smollm2_gguf
 
 TEXTS = ["The capital of France is Paris.", "A cat sat on the mat, then it ran."]

@@ -1,11 +1,11 @@
-"""Interpretability: head detectors, ablation and (later) lenses, patching and attribution.
-Names load on first use (`emergelab.lazy`)."""
+"""Interpretability on our models and any local Hugging Face model: trace, interventions and patching, attention,
+rollout and head detectors, logit lens, Captum attribution, probes. Names load on first use (`emergelab.lazy`)."""
 
 from ..lazy import lazy_exports
 
 _EXPORTS = {
     "zero_ablate": ".ablation",
-    **dict.fromkeys(["trace", "TraceCache", "UnknownActivationName", "activation_names"], ".trace"),
+    **dict.fromkeys(["trace", "TraceCache", "UnknownActivationName", "activation_names"], ".tracing"),
     **dict.fromkeys(["edit", "ablate", "ablate_heads"], ".intervene"),
     **dict.fromkeys(["activation_patching", "attribution_patching", "PatchingResult"], ".patching"),
     **dict.fromkeys(["detection_patterns", "head_scores", "mul_score", "prefix_matching_pattern", "stack_patterns"],

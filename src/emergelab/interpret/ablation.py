@@ -27,7 +27,7 @@ import torch
 from ..hooks import HookedModule
 from .heads import block_layers
 from .intervene import Z, ablate_names, head_names
-from .trace import TraceCache, trace
+from .tracing import TraceCache, trace
 
 __all__ = ["head_means", "mean_ablate", "zero_ablate"]
 

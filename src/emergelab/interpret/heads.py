@@ -20,7 +20,7 @@ Example:
     >>> patterns = stack_patterns(cache, model.cfg.n_layers)        # (L, B, H, T, T)
     >>> scores = head_scores(patterns, detection_patterns(tokens))  # {"previous_token": (L, H), ...}
     >>> patterns = attention_patterns(icl_model, seq)               # the same, prefix found, one call
-    >>> patterns = attention_patterns(hf_model, ids)                # any model `trace` reads (interpret/trace.py)
+    >>> patterns = attention_patterns(hf_model, ids)                # any model `trace` reads (interpret/tracing.py)
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import torch
 
 from ..errors import ConfigError
 from ..hooks import ActivationCache, HookedModule
-from .trace import activation_names, trace
+from .tracing import activation_names, trace
 
 DETECTORS = ("previous_token", "duplicate_token", "induction")
 PATTERN = "attn.hook_pattern"  # (B, H, T_query, T_key)

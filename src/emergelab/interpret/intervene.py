@@ -1,7 +1,7 @@
 """Interventions through trace's names: `edit` replaces activations, `ablate_heads` / `ablate` remove them.
 
 `trace()` reads an activation where a canonical name (or a module path) lives; `edit()` writes it there, by
-the same sites (`interpret/names.py`) and the same hook code (`Target.hook` in trace.py), on our HookedModules
+the same sites (`interpret/names.py`) and the same hook code (`Target.hook` in tracing.py), on our HookedModules
 and on any `transformers` model of a mapped family:
 
     OUTPUT sites   a forward hook returns the module's output with its first tensor replaced (tuples and
@@ -45,7 +45,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
-from .trace import Handle, Target, TraceCache, resolve, trace
+from .tracing import Handle, Target, TraceCache, resolve, trace
 
 __all__ = ["ABLATIONS", "ReferenceMismatch", "ablate", "ablate_heads", "ablate_names", "edit", "head_names"]
 
@@ -62,7 +62,7 @@ def edit(model: Any, edits: Mapping[str, Edit]) -> Iterator[Any]:
         fn(activation) or fn(activation, name) -> the new activation (same shape), or None to keep the
         activation (edited in place); it runs in every forward inside the block.
         A tensor replaces the activation (broadcast to its shape, cast to its dtype and device).
-    Shapes are trace's (`interpret/trace.py`): (B, T, C) for the stream, (B, T, H, D) for `attn.hook_z`.
+    Shapes are trace's (`interpret/tracing.py`): (B, T, C) for the stream, (B, T, H, D) for `attn.hook_z`.
     An unknown name is an UnknownActivationName listing the valid ones; hooks are removed on exit, always.
 
     Example:

@@ -31,7 +31,7 @@ from ..errors import ConfigError
 from ..models.transformer import Transformer
 from .attention import encode, token_strings
 from .names import LOGITS, hf_name_map
-from .trace import trace
+from .tracing import trace
 
 __all__ = ["LogitLens", "logit_lens", "resolve_target", "unembedding"]
 

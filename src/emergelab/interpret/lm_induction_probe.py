@@ -37,7 +37,7 @@ import torch
 from .heads import detection_patterns, head_scores, prefix_matching_pattern, stack_patterns
 from .induction_probe import Head, control_effects, head_dicts
 from .intervene import ablate_heads
-from .trace import TraceCache, trace
+from .tracing import TraceCache, trace
 
 SCORE_KINDS = ("prefix_matching", "previous_token", "duplicate_token", "induction")
 

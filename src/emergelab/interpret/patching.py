@@ -48,7 +48,7 @@ import torch
 
 from ..errors import ConfigError
 from .intervene import edit
-from .trace import Target, resolve, trace
+from .tracing import Target, resolve, trace
 
 __all__ = ["GRIDS", "PatchingResult", "activation_patching", "attribution_patching"]
 

@@ -51,8 +51,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import sys
-import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -432,14 +430,3 @@ def _check_all_ran(target: Target, wanted: list[str], cache: TraceCache) -> None
     raise ConfigError(f"No activation '{missing[0]}' from {target.what}: {why}"
                       + (f" ({len(missing) - 1} more names missing)" if len(missing) > 1 else ""))
 
-
-class _CallableModule(types.ModuleType):
-    """`emergelab.interpret.trace` names both this module and its function: once the module is imported the
-    package attribute is the module (Python sets it), so calling the module calls `trace`, and
-    `from emergelab.interpret import trace` gives something that traces either way."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> TraceCache:
-        return trace(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
