@@ -212,7 +212,10 @@ def render_vae_report(data: Mapping[str, Any]) -> str:
     if g.get("traversal"):
         latent_figs.append(fig(_traversal_figure(g["traversal"]), "Latent traversal",
                                "Images decoded on a grid of z evenly spaced in prior probability."))
+    lead = "Where the encoder puts each class, and what the decoder draws across the prior."
+    if not g.get("traversal"):
+        lead += " The traversal grid is drawn for a 2-D latent (--set model.latent_dim=2)."
     sections.append(Section("latent", "The latent space", render_fragment("figure.html", figures=latent_figs),
-                            lead="Where the encoder puts each class, and what the decoder draws across the prior."))
+                            lead=lead))
     walls = wall_rows({"wall time (training)": data.get("wall_seconds")}, 1)
     return render_run_page(TITLE, data, sections, provenance=walls, subtitle=SUBTITLE, meta=run_meta(run, checks))
