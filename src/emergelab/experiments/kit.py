@@ -7,8 +7,8 @@ task and model, its train call, its analysis and its checks.
                        resume, the step it continued from (in the run's provenance)
     final_checkpoint   the model of a finished training, loaded from its last checkpoint (a corrupt one is one
                        line naming the file and the resume that trains it again)
-    Checks             the builder of a run's target checks (rows the reports render)
-    FinishedRun        a typed view of a finished run for analysis and reports
+    Checks             the builder of a run's target checks (rows the reports render)  } in experiments/finished.py,
+    FinishedRun        a typed view of a finished run for analysis and reports } re-exported here
     fits               refuses a config whose run cannot fit in memory or time on its device (experiments/budget.py)
     register           registers an `Experiment`: its report is `render(report_data(store, run))`; before a run
                        exists the device a config asks for is checked, and the run's size (`fits`)
@@ -42,7 +42,6 @@ from typing import Any
 
 import torch
 
-from ..config import from_dict
 from ..devices import resolve_device
 from ..errors import StoreError
 from ..registry import experiments
@@ -54,6 +53,7 @@ from ..train.checkpoint import checkpoint_path, checkpoint_problem, list_checkpo
 from ..train.loop import Callback, TrainConfig, TrainState, train
 from . import budget
 from .base import Experiment
+from .finished import Checks, FinishedRun  # noqa: F401  (the kit's analysis half)
 
 PROBE_SEED_OFFSET = 1_000_003  # probe data (telemetry over training) never coincide with a training batch
 EVAL_SEED_OFFSET = 2_000_003  # nor do the fresh batches of the final evaluation
@@ -196,75 +196,7 @@ def final_checkpoint(run: Run, model: torch.nn.Module, steps: int, label: str = 
             f"newest intact checkpoint with: emergelab run --resume {run.id}", reason=e.reason) from None
 
 
-# --- analysis and reports ---------------------------------------------------------------------------
-class Checks:
-    """A run's target checks, in the shape every report renders: [{"name", "passed", "detail"}].
-
-    Example:
-        >>> checks = Checks()
-        >>> checks.add("loss <= 1.0 nat", loss <= 1.0, f"{loss:.3f} nats")
-        >>> summary["checks"] = checks.rows
-    """
-
-    def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
-
-    def add(self, name: str, passed: bool, detail: str = "") -> None:
-        self.rows.append({"name": name, "passed": bool(passed), "detail": detail})
-
-    @property
-    def all_passed(self) -> bool:
-        return all(r["passed"] for r in self.rows)
-
-
-class FinishedRun:
-    """A typed view of a stored run: its config object, summary, results and metrics.
-
-    Example:
-        >>> view = FinishedRun(store, run, InductionConfig)
-        >>> view.cfg.model.depths, view.summary["checks"], view.curves("2L/")["probe/loss"]["steps"]
-    """
-
-    def __init__(self, store: RunStore, run: Run, config_cls: type):
-        self.store, self.run = store, run
-        self.cfg = from_dict(config_cls, run.config)
-
-    @property
-    def summary(self) -> dict[str, Any]:
-        """The stored analysis; a run without one is a StoreError (resume or reanalyze it)."""
-        summary = self.store.get_result(self.run.id, "summary")
-        if summary is None:
-            raise StoreError(f"Run {self.run.id} has no analysis yet (status: {self.run.status}); "
-                             f"resume it first (emergelab run --resume {self.run.id})")
-        return summary
-
-    def result(self, name: str, default: Any = None) -> Any:
-        return self.store.get_result(self.run.id, name, default)
-
-    def require(self, name: str) -> Any:
-        """A result the analysis must have stored; missing -> StoreError."""
-        value = self.store.get_result(self.run.id, name)
-        if value is None:
-            raise StoreError(f"Run {self.run.id} has no '{name}' result; reanalyze it "
-                             f"(emergelab report {self.run.id} --reanalyze)")
-        return value
-
-    def metrics(self, prefix: str = "") -> dict[str, tuple[list[int], list[float]]]:
-        """{full name: (steps, values)} of the metrics whose names start with `prefix`."""
-        return self.store.metrics(self.run.id, prefix=prefix)
-
-    def curves(self, prefix: str = "") -> dict[str, dict[str, list]]:
-        """{name without `prefix`: {"steps": [...], "values": [...]}}, the shape reports plot."""
-        return {name[len(prefix):]: {"steps": s, "values": v} for name, (s, v) in self.metrics(prefix).items()}
-
-    def report_data(self, **extra: Any) -> dict[str, Any]:
-        """What every report shows (run header, config, summary, checks) plus the experiment's own keys."""
-        summary = self.summary
-        return {"run": self.run.info(), "config": self.run.config, "summary": summary,
-                "checks": summary.get("checks", []), **extra}
-
-
-CHECK_PATHS = ("checks.*.name", "checks.*.passed", "checks.*.detail")  # the summary paths of `Checks.rows`
+# --- analysis and reports: Checks and FinishedRun live in experiments/finished.py (re-exported here)
 
 
 @dataclass(frozen=True)
