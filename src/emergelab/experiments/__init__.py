@@ -38,6 +38,7 @@ for _name, _config_cls, _description in [
      "SOM -> RBF -> attention -> softmax on handwritten digits, explained by the prototypes it attends to"),
     ("rbf-approx", _rbf_approx.RBFApproxConfig,
      "RBF network fits x^2 and sin(3x) on [-1, 1] with 5-20 Gaussian centers: max error 1e-6 by K=20"),
-    ("vae", _vae.VAEConfig, "MLP VAE on 8x8 digits: held-out ELBO, reconstructions, samples scored by FID, precision/recall"),
+    ("vae", _vae.VAEConfig,
+     "MLP VAE on 8x8 digits: held-out ELBO, reconstructions, samples scored by FID, precision/recall"),
 ]:
     experiments.declare(_name, _description, f"{__name__}.{_name.replace('-', '_')}", config_cls=_config_cls)
