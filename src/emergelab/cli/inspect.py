@@ -36,9 +36,9 @@ def inspect_text(
     checked before the run exists: a bad model, tokenizer, text length or target creates nothing.
 
     [bold]Examples:[/bold]
-      emergelab inspect --model smollm2-135m --text "The capital of France is" --target " Paris"
-      emergelab inspect --model ./my-gpt2 --text "When Mary and John went to the store, John gave a drink to" \\
-          --corrupt "When Mary and John went to the store, Mary gave a drink to" --target " Mary"
+      emergelab inspect --model smollm2-135m --text "The capital of France is"
+      emergelab inspect --model ./gpt2 --text "Paris is in" --corrupt "Rome is in"
+      emergelab inspect --model minilm --text "A cat sat on the mat."
     """
     with json_stdout(as_json):
         values = {"model": model, "text": text, "target": target or "", "corrupt": corrupt or "", "device": device}
