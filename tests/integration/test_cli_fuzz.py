@@ -293,6 +293,7 @@ CASES = [
                       file_with("n.yaml", NOT_UTF8)), id="sweep-config-not-utf8"),
     # icl-eval
     pytest.param(Case([*ICL, "--model", "nope", "--task", "sentiment"], "nope"), id="icl-model-missing"),
+    pytest.param(Case([*ICL, "--model", "minilm", "--task", "sentiment"], "encoder"), id="icl-model-encoder-alias"),
     pytest.param(Case([*ICL, "--model", "lm", "--task", "sentiment"], "config.json", lm_without_config),
                  id="icl-model-without-config"),
     pytest.param(Case([*ICL, "--model", "lm", "--task", "sentiment"], "model.safetensors", lm_random_weights,

@@ -140,8 +140,9 @@ def _short(v: Any) -> str:
 @command("icl-eval")
 def icl_eval(
     model: Annotated[str, typer.Option(
-        "--model", metavar="FOLDER|random",
-        help="Local Hugging Face causal LM folder (loaded offline), or 'random' (untrained control).")],
+        "--model", metavar="MODEL|FOLDER|random",
+        help="An alias (smollm2-135m: `emergelab models`), a local Hugging Face causal LM folder (loaded offline), "
+             "or 'random' (untrained control).")],
     task: Annotated[str, typer.Option(
         "--task", metavar="FILE|NAME", help="Task YAML file, or a built-in task: sentiment, continent, category.")],
     shots: Annotated[str, typer.Option("--shots", metavar="N,N,...", help="Shot counts.")] = "0,1,2,4,8,16",

@@ -61,15 +61,30 @@ def check(cfg: ICLEvalConfig) -> None:
         raise kshot.TaskError(f"Task '{task.name}' has {len(task.examples)} examples: {max(cfg.shots)} shots leave "
                               "no query")
     if cfg.model != RANDOM:  # the random model's tokenizer is trained on the task's texts: it encodes them
-        tok = load_tokenizer(check_model_folder(cfg.model))
-        kshot.encode_task(task, tok, cfg.shots, cfg.conditions, cfg.seeds, context_length(cfg.model), bos=cfg.bos)
+        folder = check_model_folder(named_folder(cfg.model))
+        tok = load_tokenizer(folder)
+        kshot.encode_task(task, tok, cfg.shots, cfg.conditions, cfg.seeds, context_length(folder), bos=cfg.bos)
+
+
+def named_folder(model: str) -> Path:
+    """The folder `model` names: a causal LM alias's (models.catalog; SmolLM2 converted once into the cache, a
+    missing package is one line naming its install command) or the path itself."""
+    from ..models.catalog import ALIASES, ensure_converted
+
+    if model not in ALIASES:
+        return Path(model)
+    if ALIASES[model].kind != "causal":
+        causal = ", ".join(a for a, m in ALIASES.items() if m.kind == "causal")
+        raise ConfigError(f"model={model} is an encoder ({ALIASES[model].family}), not a causal language model; "
+                          f"icl-eval scores continuations: use {causal} or a local causal LM folder")
+    return ensure_converted(model)
 
 
 # --- evaluation (the "training" of this experiment) ---------------------------------------------------
 def model_folder(cfg: ICLEvalConfig, task: kshot.ICLTask, run_dir: Path) -> Path:
     """The folder to load: the configured one, or the random control model built once in the run folder."""
     if cfg.model != RANDOM:
-        return Path(cfg.model)
+        return named_folder(cfg.model)
     folder = run_dir / "model"
     if not (folder / "config.json").is_file():
         random_causal_lm(folder, kshot.task_texts(task), seed=cfg.seed)

@@ -17,7 +17,7 @@ from .schema import CHECKS, under
 class ICLEvalConfig(RunSettings):
     """`seed` draws the weights of `model=random`; `seeds` draw the demonstrations and queries."""
 
-    model: str = ""  # a local Hugging Face causal LM folder (loaded offline), or 'random' (untrained control)
+    model: str = ""  # an alias (smollm2-135m), a local HF causal LM folder (offline), or 'random' (untrained)
     task: str = "sentiment"  # a built-in task (sentiment, continent, category) or a task YAML file
     shots: list[int] = field(default_factory=lambda: [0, 1, 2, 4, 8, 16])  # demonstrations per prompt
     conditions: list[str] = field(default_factory=lambda: ["gold"])  # gold, random, flipped, unrelated
