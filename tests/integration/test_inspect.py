@@ -161,3 +161,64 @@ def test_real_smollm2_paris(tmp_path):
     assert s["patching"]["available"] and all(c["passed"] for c in s["checks"])
     restored = {g["what"]: g for g in s["patching"]["grids"]}["resid_pre"]
     assert restored["normalized"] > 0.5  # some residual stream carries 'France' to the answer
+
+
+IND_TINY = ("model.d_model=16", "model.n_heads=2", "task.vocab_size=16", "task.seq_len=24", "task.segment_min=3",
+            "task.segment_max=6", "train.steps=40", "train.batch_size=16", "train.log_every=10",
+            "train.checkpoint_every=20", "analysis.icl_late=20", "analysis.eval_size=32", "analysis.probe_size=16",
+            "threads=1")  # as tests/integration/test_cli_fuzz.py
+
+
+@pytest.fixture(scope="module")
+def induction_run(tmp_path_factory):
+    """(store folder, run id) of a real tiny induction run made through the CLI (two of our Transformers)."""
+    root = tmp_path_factory.mktemp("ind")
+    sets = [a for s in IND_TINY for a in ("--set", s)]
+    r = CliRunner().invoke(app, ["run", "induction", *sets, "--store", str(root / "e.db"), "--no-progress"])
+    assert r.exit_code == 0, (r.output, r.exception)
+    return root, next(line.split()[1] for line in r.stdout.splitlines() if line.startswith("Run "))
+
+
+def _runs(db: Path) -> list[str]:
+    from emergelab.runs.store import RunStore
+
+    with RunStore(db, readonly=True) as s:
+        return [r.id for r in s.list_runs()]
+
+
+def test_a_run_id_of_our_own_model(induction_run, monkeypatch):
+    root, run_id = induction_run
+    monkeypatch.setenv("EMERGELAB_STORE", str(root / "e.db"))  # check(cfg) resolves run ids in the default store
+    code, _, err, doc = inspect(root, "--model", run_id, "--text", "3 5 7 3 5", "--corrupt", "3 5 7 3 9")
+    assert code == 0, err
+    s = doc["summary"]
+    assert s["model"]["family"] == "emergelab" and s["model"]["causal"] and s["n_tokens"] == 5
+    assert s["model"]["n_layers"] == 2 and s["model"]["n_heads"] == 2 and s["model"]["n_ctx"] == 24
+    assert s["lens"]["available"] and s["attribution"]["available"] and s["patching"]["available"]
+    assert all(c["passed"] for c in s["checks"]) and len(s["checks"]) == 2
+    from emergelab.models.catalog import resolve_model
+
+    lm = resolve_model(run_id, store=root / "e.db")
+    with torch.no_grad():
+        logits = lm.model(torch.tensor([[3, 5, 7, 3, 5]]))[0, -1]
+    assert s["prediction"] == str(int(logits.argmax()))  # tokens are the ids, decoded as text
+    assert s["lens"]["target_rank_last"] == 1  # the lens's last row is the model's own output
+    html = Path(doc["report_path"]).read_text(encoding="utf-8")
+    for section in ("attention", "rollout", "lens", "attribution", "heads", "patching"):
+        assert f'id="{section}"' in html
+
+
+@pytest.mark.parametrize(("text", "extra", "fragment"), [
+    ("3 5 cat", [], "text: Text '3 5 cat' is not token ids"),
+    ("3 5 99", [], "text: Token id 99 is outside this model's vocabulary"),
+    (" ".join(["3"] * 25), [], "longer than the model's context of 24"),
+    ("3 5 7", ["--corrupt", "3 x 7"], "corrupt: Text '3 x 7' is not token ids"),
+    ("3 5 7", ["--target", "99"], "target: Token id 99 is outside"),
+    ("3 5 7", ["--model", "nosuchrun"], "Unknown model 'nosuchrun'")])
+def test_bad_run_id_input_is_one_line_exit_2_and_no_run(induction_run, monkeypatch, text, extra, fragment):
+    root, run_id = induction_run
+    monkeypatch.setenv("EMERGELAB_STORE", str(root / "e.db"))
+    before = _runs(root / "e.db")
+    code, _, err, _ = inspect(root, "--model", run_id, "--text", text, *extra)
+    assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1, err
+    assert _runs(root / "e.db") == before

@@ -260,13 +260,20 @@ def ensure_converted(name: str = "smollm2-135m", cache_dir: str | Path | None = 
 # --- our own models from a run ---------------------------------------------------------------------------------
 class IdTokenizer:
     """The 'tokenizer' of our Transformers, whose tokens are integer ids: text is ids separated by spaces or
-    commas. Enough of a transformers tokenizer for interpret/ (call, decode, convert_ids_to_tokens, len).
+    commas. What interpret/ expects of a transformers tokenizer: call (`return_tensors="pt"` -> (B, T) int64
+    tensors; a list of texts of equal length), decode, batch_decode, convert_ids_to_tokens, get_vocab, len.
+    A text that is not integer ids, or an id outside 0..vocab_size-1, is a ConfigError (one line).
 
     Example:
         >>> tok = IdTokenizer(130)
-        >>> tok("3 5 7")["input_ids"], tok.decode([3, 5]), len(tok)
-        ([3, 5, 7], '3 5', 130)
+        >>> tok("3 5 7")["input_ids"], tok.decode([3, 5]), tok.batch_decode([[3], [5]]), len(tok)
+        ([3, 5, 7], '3 5', ['3', '5'], 130)
+        >>> tok("3 5 7", return_tensors="pt")["input_ids"].shape
+        torch.Size([1, 3])
     """
+
+    unk_token_id = None
+    unk_token = None
 
     def __init__(self, vocab_size: int):
         self.vocab_size = vocab_size
@@ -274,7 +281,7 @@ class IdTokenizer:
     def __len__(self) -> int:
         return self.vocab_size
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str, **_: Any) -> list[int]:
         parts = text.replace(",", " ").split()
         try:
             ids = [int(p) for p in parts]
@@ -286,14 +293,36 @@ class IdTokenizer:
             raise ConfigError(f"Token id {bad[0]} is outside this model's vocabulary (0..{self.vocab_size - 1})")
         return ids
 
-    def __call__(self, text: str, **_: Any) -> dict[str, list[int]]:
-        return {"input_ids": self.encode(text)}
+    def __call__(self, text: str | list[str], return_tensors: str | None = None, **_: Any) -> dict[str, Any]:
+        """{"input_ids": ids}: a list (a list of lists for a list of texts), or with return_tensors="pt" a
+        (B, T) int64 tensor and an all-ones attention_mask (texts of a batch must be equally long: no padding)."""
+        import torch
+
+        batch = [self.encode(t) for t in text] if isinstance(text, list) else None
+        if return_tensors is None:
+            return {"input_ids": batch if batch is not None else self.encode(text)}  # type: ignore[arg-type]
+        if return_tensors != "pt":
+            raise ConfigError(f"return_tensors={return_tensors!r}: this tokenizer returns torch tensors only ('pt')")
+        rows = batch if batch is not None else [self.encode(text)]  # type: ignore[arg-type]
+        if len({len(r) for r in rows}) > 1:
+            raise ValueError("texts of different lengths: token-id texts are not padded")
+        ids = torch.tensor(rows, dtype=torch.long).reshape(len(rows), -1)
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
     def decode(self, ids: Any, **_: Any) -> str:
+        ids = ids.reshape(-1).tolist() if hasattr(ids, "reshape") else [ids] if isinstance(ids, int) else ids
         return " ".join(str(int(i)) for i in ids)
 
-    def convert_ids_to_tokens(self, ids: Any) -> list[str]:
+    def batch_decode(self, sequences: Any, **_: Any) -> list[str]:
+        return [self.decode(s) for s in sequences]
+
+    def convert_ids_to_tokens(self, ids: Any) -> Any:
+        if isinstance(ids, int) or getattr(ids, "ndim", None) == 0:
+            return str(int(ids))
         return [str(int(i)) for i in ids]
+
+    def get_vocab(self) -> dict[str, int]:
+        return {str(i): i for i in range(self.vocab_size)}
 
     def tokenize(self, text: str) -> list[str]:
         return [str(i) for i in self.encode(text)]
