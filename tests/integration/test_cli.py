@@ -16,7 +16,7 @@ def cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedP
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["run", "inductoin"], "Unknown experiment 'inductoin'. Did you mean: induction?"),
+        (["run", "inductoin"], "Unknown experiment 'inductoin'. Did you mean: induction, lm-induction?"),
         (["run", "--set", "model.n_heads=5"], "model.n_heads=5 is invalid: must divide d_model (48)"),
         (["run", "--set", "model.d_modle=64"], "Unknown config key 'model.d_modle'. Did you mean: model.d_model"),
         (["run", "--set", "train.lr=fast"], "Config key 'train.lr' expects float, got 'fast'"),
@@ -93,7 +93,7 @@ def test_version_and_list_runs_of_an_unknown_experiment(tmp_path):
     r = cli("--version", cwd=tmp_path)
     assert r.returncode == 0 and r.stdout.strip() == f"emergelab {__version__}"
     r = cli("list-runs", "--experiment", "inductoin", cwd=tmp_path)
-    assert r.returncode == 2 and "Did you mean: induction?" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "Did you mean: induction, lm-induction?" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_resume_refuses_another_experiment_and_new_config(tmp_path):

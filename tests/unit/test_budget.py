@@ -16,6 +16,8 @@ def test_defaults_and_tiny_configs_fit(name):
         cfg = api.experiment_config(name, overrides=overrides)
         if name == "icl-eval":  # its check needs a model folder; the bounds are part of config validation too
             continue
+        if name == "inspect" and not overrides:  # its default names no model or text: the tiny config does
+            continue
         exp.check(cfg)
 
 

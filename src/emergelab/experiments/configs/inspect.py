@@ -20,7 +20,7 @@ RANDOM = "random"  # the untrained control model, built in the run folder from t
 class InspectConfig(RunSettings):
     """`seed` draws the weights of `model=random`; nothing else here is random."""
 
-    model: str = ""  # an alias (smollm2-135m, minilm), a local Hugging Face folder, or 'random' (untrained)
+    model: str = ""  # an alias (smollm2-135m, minilm), a local HF folder, a run id, or 'random' (untrained)
     text: str = ""  # the text explained; at most the model's context length in tokens
     target: str = ""  # the token whose logit is explained (one token, e.g. ' Paris'); '' = the model's prediction
     corrupt: str = ""  # a corrupted text of as many tokens: activation patching clean vs corrupted; '' = none
