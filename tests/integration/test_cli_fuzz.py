@@ -205,7 +205,8 @@ CASES = [
     pytest.param(Case(["config", "induction", "--set", "model.d_modle=1"], "model.d_model"),
                  id="config-set-unknown-key"),
     # unknown experiments
-    pytest.param(Case(["run", "inductoin"], "Did you mean: induction, lm-induction?", sub=True), id="run-unknown-experiment"),
+    pytest.param(Case(["run", "inductoin"], "Did you mean: induction, lm-induction?", sub=True),
+                 id="run-unknown-experiment"),
     pytest.param(Case(["config", "nosuch"], "nosuch"), id="config-unknown-experiment"),
     pytest.param(Case(["sweep", "nosuch", "--grid", "seed=0,1"], "nosuch"), id="sweep-unknown-experiment"),
     pytest.param(Case(["list-runs", "--experiment", "nosuch", "--store", STORE], "nosuch", store=True,

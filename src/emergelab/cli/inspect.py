@@ -15,7 +15,8 @@ from .output import escape, json_stdout, print_json, say
 @command("inspect")
 def inspect_text(
     model: Annotated[str, typer.Option(
-        "--model", metavar="MODEL", help="An alias (smollm2-135m, minilm), a local Hugging Face folder, or an emergelab run id.")],
+        "--model", metavar="MODEL",
+        help="An alias (smollm2-135m, minilm), a local Hugging Face folder, or an emergelab run id.")],
     text: Annotated[str, typer.Option("--text", metavar="TEXT", help="The text to inspect (at most the model's "
                                                                      "context length in tokens).")],
     target: Annotated[str | None, typer.Option(
