@@ -27,7 +27,7 @@ from .experiments.base import Experiment
 from .registry import experiments
 from .runs.atomic import write_json_atomic, write_text_atomic
 from .runs.context import RunContext
-from .runs.store import Run, RunStore
+from .runs.store import Run, RunStore, using_store
 
 __all__ = ["RunResult", "analyze", "experiment_config", "get_experiment", "list_experiments", "list_runs",
            "reanalyze_run", "render_report", "resume_run", "run_config", "run_experiment", "show_run",
@@ -83,7 +83,8 @@ def run_config(name: str, cfg: Any, *, store: str | Path | None = None, progress
     if not isinstance(cfg, exp.config_cls):
         raise TypeError(f"{name} needs a {exp.config_cls.__name__}, got {type(cfg).__name__}")
     if exp.check is not None:
-        exp.check(cfg)
+        with using_store(store):  # a run id in the config is looked up in this run's store
+            exp.check(cfg)
     with RunStore(store) as st:
         ctx = RunContext.start(st, name, cfg, progress=progress, run_id=run_id)
         return _execute(st, ctx, exp, cfg, resume=False)

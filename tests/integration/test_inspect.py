@@ -188,7 +188,7 @@ def _runs(db: Path) -> list[str]:
 
 def test_a_run_id_of_our_own_model(induction_run, monkeypatch):
     root, run_id = induction_run
-    monkeypatch.setenv("EMERGELAB_STORE", str(root / "e.db"))  # check(cfg) resolves run ids in the default store
+    monkeypatch.delenv("EMERGELAB_STORE", raising=False)  # the run id is found in the store given with --store
     code, _, err, doc = inspect(root, "--model", run_id, "--text", "3 5 7 3 5", "--corrupt", "3 5 7 3 9")
     assert code == 0, err
     s = doc["summary"]
@@ -217,7 +217,7 @@ def test_a_run_id_of_our_own_model(induction_run, monkeypatch):
     ("3 5 7", ["--model", "nosuchrun"], "Unknown model 'nosuchrun'")])
 def test_bad_run_id_input_is_one_line_exit_2_and_no_run(induction_run, monkeypatch, text, extra, fragment):
     root, run_id = induction_run
-    monkeypatch.setenv("EMERGELAB_STORE", str(root / "e.db"))
+    monkeypatch.delenv("EMERGELAB_STORE", raising=False)
     before = _runs(root / "e.db")
     code, _, err, _ = inspect(root, "--model", run_id, "--text", text, *extra)
     assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1, err

@@ -18,6 +18,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
 import json
 import os
@@ -60,8 +62,24 @@ def git_commit() -> str | None:
         return None
 
 
+# the store the current command works on (`using_store`): what a check before the run exists resolves a run id in
+_store_in_use: contextvars.ContextVar[str | Path | None] = contextvars.ContextVar("emergelab_store", default=None)
+
+
 def resolve_store_path(path: str | Path | None = None) -> Path:
-    return Path(path or os.environ.get(STORE_ENV) or DEFAULT_STORE)
+    """`path`, else the store of the command in progress (`using_store`), else $EMERGELAB_STORE, else the default."""
+    return Path(path or _store_in_use.get() or os.environ.get(STORE_ENV) or DEFAULT_STORE)
+
+
+@contextlib.contextmanager
+def using_store(path: str | Path | None) -> Iterator[None]:
+    """Within the block, `resolve_store_path()` without a path gives `path` (when set): e.g. an experiment's
+    check of `--model RUN_ID` before its run exists looks in the store the command was given."""
+    token = _store_in_use.set(path)
+    try:
+        yield
+    finally:
+        _store_in_use.reset(token)
 
 
 @dataclass(frozen=True)
