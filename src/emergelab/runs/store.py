@@ -18,8 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import datetime as dt
 import json
 import os
@@ -38,10 +36,8 @@ from ..errors import StoreError
 from ..registry import did_you_mean
 from .atomic import current_umask
 from .db import connect_readonly, connect_writable, select_runs
+from .location import DEFAULT_STORE, STORE_ENV, resolve_store_path, using_store  # noqa: F401  (re-exported)
 from .owner import current_owner, owner_state
-
-DEFAULT_STORE = Path("runs") / "emergelab.db"
-STORE_ENV = "EMERGELAB_STORE"
 
 STATUSES = ("running", "completed", "failed", "interrupted")
 
@@ -62,24 +58,6 @@ def git_commit() -> str | None:
         return None
 
 
-# the store the current command works on (`using_store`): what a check before the run exists resolves a run id in
-_store_in_use: contextvars.ContextVar[str | Path | None] = contextvars.ContextVar("emergelab_store", default=None)
-
-
-def resolve_store_path(path: str | Path | None = None) -> Path:
-    """`path`, else the store of the command in progress (`using_store`), else $EMERGELAB_STORE, else the default."""
-    return Path(path or _store_in_use.get() or os.environ.get(STORE_ENV) or DEFAULT_STORE)
-
-
-@contextlib.contextmanager
-def using_store(path: str | Path | None) -> Iterator[None]:
-    """Within the block, `resolve_store_path()` without a path gives `path` (when set): e.g. an experiment's
-    check of `--model RUN_ID` before its run exists looks in the store the command was given."""
-    token = _store_in_use.set(path)
-    try:
-        yield
-    finally:
-        _store_in_use.reset(token)
 
 
 @dataclass(frozen=True)
